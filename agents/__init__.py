@@ -1,0 +1,1 @@
+"""Everything that acts on the simulator: schedules, heuristics, the oracle and PPO."""

@@ -1,0 +1,37 @@
+"""ipwarmup's simulator. ``import envs`` registers the ``ipwarmup/*-v0`` Gymnasium ids."""
+
+from __future__ import annotations
+
+import gymnasium
+
+from envs.families import HELDOUT_PROFILES
+from envs.observation import LAYOUT, action_to_share, share_to_action
+from envs.scenario import PROVIDERS, SCENARIOS, TIERS, Scenario, ScenarioError, get_scenario
+from envs.warmup_env import WarmupEnv, WarmupVectorEnv
+
+ENV_IDS: tuple[str, ...] = tuple(f"ipwarmup/{name}" for name in SCENARIOS)
+
+for _name in SCENARIOS:
+    if f"ipwarmup/{_name}" not in gymnasium.registry:
+        gymnasium.register(
+            id=f"ipwarmup/{_name}",
+            entry_point="envs.warmup_env:WarmupEnv",
+            vector_entry_point="envs.warmup_env:WarmupVectorEnv",
+            kwargs={"scenario": _name},
+        )
+
+__all__ = [
+    "ENV_IDS",
+    "HELDOUT_PROFILES",
+    "LAYOUT",
+    "PROVIDERS",
+    "SCENARIOS",
+    "TIERS",
+    "Scenario",
+    "ScenarioError",
+    "WarmupEnv",
+    "WarmupVectorEnv",
+    "action_to_share",
+    "get_scenario",
+    "share_to_action",
+]

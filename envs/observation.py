@@ -1,0 +1,134 @@
+"""What the sender sees the next morning, and how an action becomes tomorrow's per-provider share.
+
+The observation is one flat float32 vector: ``PROVIDER_FEATURES`` for each provider (in
+``PROVIDERS`` order), then ``GLOBAL_FEATURES``. :data:`LAYOUT` names every entry, so policies,
+the exporter's policy card and the scheduler runtime decode it the same way. Hidden reputation is
+never in it; iCloud's complaint rate is always 0 because iCloud has no feedback loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from envs.dynamics import FBL, DayOutcome, State, ses_rates
+from envs.scenario import PROVIDERS
+
+ACTION_DECADES = 4.0
+"""The action spans 10^-4 (a = -1) to 100% (a = +1) of a provider's available mail, log-uniformly."""
+MIN_SHARE = 10.0**-ACTION_DECADES
+MAX_DAY = 1000.0
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    unit: str
+    low: float
+    high: float
+    description: str
+
+
+PROVIDER_FEATURES: tuple[Feature, ...] = (
+    Feature("warmup_share_log10", "log10(fraction)", -ACTION_DECADES, 0.0,
+            "log10 of the share of the provider's available mail put on the new IP (the warm-up percentage / 100)"),
+    Feature("sent_log10", "log10(1 + emails)", 0.0, 10.0, "attempts on the new IP: first attempts plus retries"),
+    Feature("delivered_rate", "fraction of sent", 0.0, 1.0, "accepted by the provider (Delivery events)"),
+    Feature("deferred_rate", "fraction of sent", 0.0, 1.0, "4xx deferrals (DeliveryDelay events)"),
+    Feature("bounce_rate", "fraction of sent", 0.0, 1.0, "hard bounces, unknown users (permanent Bounce events)"),
+    Feature("blocked_rate", "fraction of sent", 0.0, 1.0, "5xx rejections by reputation or content"),
+    Feature("complaint_rate", "fraction of delivered", 0.0, 1.0, "feedback-loop complaints; always 0 for apple"),
+    Feature("open_rate", "fraction of delivered", 0.0, 1.0, "opens per delivered email (junked mail is not opened)"),
+    Feature("expired_log10", "log10(1 + emails)", 0.0, 10.0, "deferred or queued mail whose retry window closed"),
+    Feature("queued_log10", "log10(1 + emails)", 0.0, 10.0, "mail waiting for retry or in the backlog"),
+    Feature("demand_log10", "log10(1 + emails)", 0.0, 10.0, "fresh mail per day for this provider"),
+)
+GLOBAL_FEATURES: tuple[Feature, ...] = (
+    Feature("day", "days", 0.0, MAX_DAY, "days simulated in this episode (0 before the first)"),
+    Feature("demand_total_log10", "log10(1 + emails)", 0.0, 10.0, "fresh mail per day, all providers"),
+    Feature("ses_bounce_rate", "fraction", 0.0, 1.0, "SES dashboard bounce rate over its weighted window"),
+    Feature("ses_complaint_rate", "fraction", 0.0, 1.0, "SES dashboard complaint rate over its weighted window"),
+)
+N_PROVIDER_FEATURES = len(PROVIDER_FEATURES)
+OBS_SIZE = len(PROVIDERS) * N_PROVIDER_FEATURES + len(GLOBAL_FEATURES)
+
+
+@dataclass(frozen=True)
+class ObservationLayout:
+    """Names and indices of the observation vector; ``index('gmail', 'sent_log10')`` and so on."""
+
+    providers: tuple[str, ...] = PROVIDERS
+
+    @property
+    def names(self) -> list[str]:
+        per = [f"{p}.{f.name}" for p in self.providers for f in PROVIDER_FEATURES]
+        return per + [f.name for f in GLOBAL_FEATURES]
+
+    def index(self, provider: str | None, feature: str) -> int:
+        if provider is None:
+            return len(self.providers) * N_PROVIDER_FEATURES + [f.name for f in GLOBAL_FEATURES].index(feature)
+        return self.providers.index(provider) * N_PROVIDER_FEATURES + [f.name for f in PROVIDER_FEATURES].index(feature)
+
+    def provider_block(self, obs: np.ndarray, feature: str) -> np.ndarray:
+        """One per-provider feature from a batch of observations: [n, P]."""
+        j = [f.name for f in PROVIDER_FEATURES].index(feature)
+        per = obs[..., : len(self.providers) * N_PROVIDER_FEATURES].reshape(*obs.shape[:-1], len(self.providers), -1)
+        return per[..., j]
+
+    def global_value(self, obs: np.ndarray, feature: str) -> np.ndarray:
+        return obs[..., self.index(None, feature)]
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        low = [f.low for _ in self.providers for f in PROVIDER_FEATURES] + [f.low for f in GLOBAL_FEATURES]
+        high = [f.high for _ in self.providers for f in PROVIDER_FEATURES] + [f.high for f in GLOBAL_FEATURES]
+        return np.asarray(low, np.float32), np.asarray(high, np.float32)
+
+
+LAYOUT = ObservationLayout()
+
+
+def action_to_share(action: np.ndarray) -> np.ndarray:
+    """Decode actions in [-1, 1] to the share of each provider's mail on the new IP (clipped)."""
+    a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+    return 10.0 ** (ACTION_DECADES / 2.0 * (a - 1.0))
+
+
+def share_to_action(share: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`action_to_share`; shares below 10^-4 map to -1, above 1 to +1."""
+    s = np.clip(np.asarray(share, dtype=np.float64), MIN_SHARE, 1.0)
+    return (1.0 + 2.0 * np.log10(s) / ACTION_DECADES).astype(np.float32)
+
+
+def _rate(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return np.where(den > 0, num / np.maximum(den, 1), 0.0)
+
+
+def build_observation(
+    outcome: DayOutcome, state: State, share: np.ndarray, demand: np.ndarray, next_available: np.ndarray
+) -> np.ndarray:
+    """The [n, OBS_SIZE] float32 observation after a day: yesterday's stats and today's demand."""
+    n = share.shape[0]
+    per = np.empty((n, len(PROVIDERS), N_PROVIDER_FEATURES))
+    per[..., 0] = np.log10(np.clip(share, MIN_SHARE, 1.0))
+    per[..., 1] = np.log10(1.0 + outcome.sent)
+    per[..., 2] = _rate(outcome.delivered, outcome.sent)
+    per[..., 3] = _rate(outcome.deferred, outcome.sent)
+    per[..., 4] = _rate(outcome.bounced, outcome.sent)
+    per[..., 5] = _rate(outcome.blocked, outcome.sent)
+    per[..., 6] = _rate(outcome.complaints * FBL, outcome.delivered)
+    per[..., 7] = _rate(outcome.opens, outcome.delivered)
+    per[..., 8] = np.log10(1.0 + outcome.expired)
+    per[..., 9] = np.log10(1.0 + outcome.queued)
+    per[..., 10] = np.log10(1.0 + next_available)
+    bounce, complaint = ses_rates(state)
+    glob = np.stack(
+        [
+            np.minimum(state.day, MAX_DAY).astype(np.float64),
+            np.log10(1.0 + demand.sum(-1)),
+            np.clip(bounce, 0.0, 1.0),
+            np.clip(complaint, 0.0, 1.0),
+        ],
+        axis=-1,
+    )
+    return np.concatenate([per.reshape(n, -1), glob], axis=-1).astype(np.float32)

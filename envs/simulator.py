@@ -1,0 +1,146 @@
+"""A batch of warm-up episodes: parameters, hidden state, reward, observations and info.
+
+:class:`Simulator` is what the gymnasium env, the vector env and SB3's VecEnv adapter all step. It
+owns no random generator: callers pass theirs, so each wrapper keeps gymnasium's seeding rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from envs.dynamics import FBL, DayOutcome, State, ses_rates, simulate_day
+from envs.families import EpisodeParams, draw_episode_params, resolved_scenario
+from envs.observation import action_to_share, build_observation, MIN_SHARE
+from envs.scenario import PROVIDERS, Scenario
+
+COUNT_KEYS = ("sent", "delivered", "inbox", "junk", "deferred", "bounced", "blocked", "complaints", "opens",
+              "expired", "overflow", "queued")
+"""Per-provider integer arrays in every step's info (DESIGN.md contract plus extras)."""
+
+
+@dataclass
+class StepResult:
+    obs: np.ndarray  # [n, OBS_SIZE] float32
+    reward: np.ndarray  # [n] float64
+    terminated: np.ndarray  # [n] bool (SES paused the account)
+    truncated: np.ndarray  # [n] bool (horizon reached)
+    outcome: DayOutcome
+
+
+def check_action(action: Any, n: int) -> np.ndarray:
+    """A finite float array of shape [n, P]; anything else raises ValueError naming the problem."""
+    a = np.asarray(action, dtype=np.float64)
+    expected = (n, len(PROVIDERS))
+    if a.shape != expected:
+        if n == 1 and a.shape == expected[1:]:
+            a = a[None]
+        else:
+            raise ValueError(f"action has shape {a.shape}; expected {expected[1:] if n == 1 else expected} "
+                             f"(one value in [-1, 1] per provider {PROVIDERS})")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"action must be finite; got {a.tolist()} (NaN or inf)")
+    return a
+
+
+class Simulator:
+    """``n`` independent episodes of one scenario, stepped together."""
+
+    def __init__(self, scenario: Scenario, n: int) -> None:
+        self.scenario = scenario
+        self.rules = resolved_scenario(scenario)  # the scalar rules (a held-out profile's, if set)
+        self.n = n
+        self.params = EpisodeParams.empty(n)
+        self.state = State.zeros(n, self.rules.retry_days)
+        self.share = np.full((n, len(PROVIDERS)), MIN_SHARE)
+
+    @property
+    def horizon(self) -> int:
+        return self.rules.horizon
+
+    def reset(self, rng: np.random.Generator, mask: np.ndarray | None = None) -> np.ndarray:
+        """Start new episodes in ``mask`` (all by default); return the full observation batch."""
+        mask = np.ones(self.n, bool) if mask is None else mask
+        draw_episode_params(self.scenario, rng, self.params, mask)
+        self.state.reset_rows(mask, self.params)
+        self.share[mask] = MIN_SHARE
+        return self.observe(self._empty_outcome())
+
+    def step(self, action: np.ndarray, rng: np.random.Generator) -> StepResult:
+        """One day for every episode; ``action`` is [n, P] in [-1, 1] (clipped)."""
+        was_paused = self.state.paused.copy()
+        self.share = action_to_share(check_action(action, self.n))
+        outcome = simulate_day(self.rules, self.params, self.state, self.share, rng)
+        reward = self.reward(outcome, newly_paused=outcome.paused & ~was_paused)
+        truncated = (self.state.day >= self.horizon) & ~outcome.paused
+        return StepResult(self.observe(outcome), reward, outcome.paused.copy(), truncated, outcome)
+
+    def observe(self, outcome: DayOutcome) -> np.ndarray:
+        next_available = self.params.demand + self.state.backlog.sum(-1)
+        return build_observation(outcome, self.state, self.share, self.params.demand, next_available)
+
+    def reward(self, o: DayOutcome, newly_paused: np.ndarray) -> np.ndarray:
+        """Inboxed share of demand less the costs of complaints, bounces, blocks, lost and delayed mail."""
+        r = self.rules
+        value = (
+            o.inbox
+            - r.reward_complaint_cost * o.complaints
+            - r.reward_bounce_cost * o.bounced
+            - r.reward_block_cost * o.blocked
+            - r.reward_lost_cost * o.expired
+            - r.reward_deferral_cost * o.deferred
+        ).sum(-1)
+        demand = np.maximum(self.params.demand.sum(-1), 1)
+        return value / demand - r.reward_pause_penalty * newly_paused
+
+    def _empty_outcome(self) -> DayOutcome:
+        z = np.zeros((self.n, len(PROVIDERS)), np.int64)
+        return DayOutcome(**{k: z for k in COUNT_KEYS if k not in ("overflow", "queued")},
+                          first_attempts=z, overflow=z, queued=z, available=self.params.demand.copy(),
+                          paused=self.state.paused.copy())
+
+    def empty_outcome(self) -> DayOutcome:
+        return self._empty_outcome()
+
+    def info_row(self, outcome: DayOutcome, i: int) -> dict[str, Any]:
+        """The single-env info dict for episode ``i`` (plain Python scalars, int64 arrays)."""
+        info: dict[str, Any] = {k: getattr(outcome, k)[i].copy() for k in COUNT_KEYS}
+        bounce, complaint = ses_rates(self.state)
+        info.update(
+            providers=PROVIDERS,
+            fbl=FBL.copy(),
+            demand=int(self.params.demand[i].sum()),
+            demand_by_provider=self.params.demand[i].copy(),
+            reputation=self.state.trust[i].copy(),
+            paused=bool(self.state.paused[i]),
+            day=int(self.state.day[i]),
+            ses_bounce_rate=float(bounce[i]),
+            ses_complaint_rate=float(complaint[i]),
+        )
+        return info
+
+    def info_batch(self, outcome: DayOutcome, mask: np.ndarray | None = None) -> dict[str, Any]:
+        """The vector-env info dict: each key an array over envs plus its ``_key`` mask."""
+        n = self.n
+        present = np.ones(n, bool) if mask is None else mask
+        bounce, complaint = ses_rates(self.state)
+        providers = np.empty(n, dtype=object)
+        for i in range(n):
+            providers[i] = PROVIDERS
+        info: dict[str, Any] = {k: getattr(outcome, k).copy() for k in COUNT_KEYS}
+        info.update(
+            providers=providers,
+            fbl=np.broadcast_to(FBL, (n, len(PROVIDERS))).copy(),
+            demand=self.params.demand.sum(-1),
+            demand_by_provider=self.params.demand.copy(),
+            reputation=self.state.trust.copy(),
+            paused=self.state.paused.copy(),
+            day=self.state.day.copy(),
+            ses_bounce_rate=bounce.copy(),
+            ses_complaint_rate=complaint.copy(),
+        )
+        for key in list(info):
+            info[f"_{key}"] = present.copy()
+        return info
