@@ -176,6 +176,8 @@ def _validate(s: Scenario) -> None:
         default = f.default
         if isinstance(default, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
             fail(f"{f.name} must be a number, got {value!r}")
+        if isinstance(default, str) and not isinstance(value, str):
+            fail(f"{f.name} must be a string, got {value!r}")
         if isinstance(value, float) and not math.isfinite(value):
             fail(f"{f.name} must be finite, got {value!r}")
         if isinstance(value, tuple) and not all(isinstance(v, float) and math.isfinite(v) for v in value):
@@ -272,7 +274,7 @@ RANDOMIZED = Scenario(name="Randomized-v0", randomize=True)
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (NEW_IP, ADD_IP, SELF_HOSTED, REWARM, RANDOMIZED)}
 
 
-def get_scenario(name: str, **overrides: Any) -> Scenario:
+def get_scenario(name: str, /, **overrides: Any) -> Scenario:
     """The named scenario (with or without the ``ipwarmup/`` prefix), with validated overrides."""
     key = name.removeprefix("ipwarmup/")
     if key not in SCENARIOS:

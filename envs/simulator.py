@@ -13,7 +13,7 @@ import numpy as np
 
 from envs.dynamics import FBL, DayOutcome, State, ses_rates, simulate_day
 from envs.families import EpisodeParams, draw_episode_params, resolved_scenario
-from envs.observation import action_to_share, build_observation, MIN_SHARE
+from envs.observation import MIN_SHARE, action_to_share, build_observation
 from envs.scenario import PROVIDERS, Scenario
 
 COUNT_KEYS = ("sent", "delivered", "inbox", "junk", "deferred", "bounced", "blocked", "complaints", "opens",
@@ -32,7 +32,11 @@ class StepResult:
 
 def check_action(action: Any, n: int) -> np.ndarray:
     """A finite float array of shape [n, P]; anything else raises ValueError naming the problem."""
-    a = np.asarray(action, dtype=np.float64)
+    try:
+        a = np.asarray(action, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"action must be numeric, one value in [-1, 1] per provider {PROVIDERS}; "
+                         f"got {action!r}") from None
     expected = (n, len(PROVIDERS))
     if a.shape != expected:
         if n == 1 and a.shape == expected[1:]:

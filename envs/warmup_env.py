@@ -97,7 +97,9 @@ class WarmupEnv(Env[np.ndarray, np.ndarray]):
         self.sim = Simulator(self.scenario, 1)
         self.observation_space, self.action_space = _spaces()
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         obs = self.sim.reset(self.np_random)
         return obs[0], self.sim.info_row(self.sim.empty_outcome(), 0)
@@ -129,7 +131,9 @@ class WarmupVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._autoreset = np.zeros(num_envs, bool)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         self._autoreset[:] = False
         obs = self.sim.reset(self.np_random)

@@ -1,0 +1,151 @@
+"""Bad input gets a clear error that names the problem; finite out-of-range actions are clipped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+import numpy as np
+import pytest
+
+import envs
+from envs.scenario import ScenarioError
+
+P = len(envs.PROVIDERS)
+
+
+@pytest.fixture
+def env() -> gymnasium.Env:
+    e = gymnasium.make("ipwarmup/NewIP-v0")
+    e.reset(seed=0)
+    return e
+
+
+@pytest.mark.parametrize(
+    ("action", "match"),
+    [
+        (np.full(P, np.nan, np.float32), "finite"),
+        (np.array([0, 0, 0, 0, np.inf], np.float32), "finite"),
+        (np.array([0, -np.inf, 0, 0, 0], np.float32), "finite"),
+        (np.zeros(P - 1, np.float32), r"shape \(4,\); expected \(5,\)"),
+        (np.zeros((2, P), np.float32), r"shape \(2, 5\)"),
+        (np.float32(0.5), r"shape \(\)"),
+        ("all of it", "numeric"),
+    ],
+)
+def test_bad_action_raises_naming_the_problem(env: gymnasium.Env, action: Any, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        env.step(action)
+
+
+def test_bad_action_in_vector_env() -> None:
+    vec = gymnasium.make_vec("ipwarmup/NewIP-v0", num_envs=3, vectorization_mode="vector_entry_point")
+    vec.reset(seed=0)
+    with pytest.raises(ValueError, match=r"expected \(3, 5\)"):
+        vec.step(np.zeros((2, P), np.float32))
+    bad = np.zeros((3, P), np.float32)
+    bad[1, 2] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        vec.step(bad)
+
+
+def test_rejected_action_leaves_the_episode_untouched(env: gymnasium.Env) -> None:
+    """A NaN action raises before anything is simulated: the next good step is still day 1."""
+    with pytest.raises(ValueError):
+        env.step(np.full(P, np.nan, np.float32))
+    _, _, _, _, info = env.step(np.zeros(P, np.float32))
+    assert info["day"] == 1
+
+
+def test_finite_out_of_range_actions_are_clipped() -> None:
+    """Documented: values beyond [-1, 1] act as the nearest bound (0.01% or 100% of the mail)."""
+    def episode(action: np.ndarray) -> list[np.ndarray]:
+        e = gymnasium.make("ipwarmup/NewIP-v0", horizon=5)
+        e.reset(seed=3)
+        return [e.step(action)[0] for _ in range(5)]
+
+    inside = np.array([1.0, -1.0, 1.0, -1.0, 0.25], np.float32)
+    outside = np.array([7.0, -1e6, 1.0001, -3.0, 0.25], np.float32)
+    for a, b in zip(episode(inside), episode(outside), strict=True):
+        assert np.array_equal(a, b)
+    np.testing.assert_allclose(envs.action_to_share(np.array([5.0, -5.0])), [1.0, 1e-4])
+
+
+def test_unknown_env_id_gets_gymnasiums_hint() -> None:
+    with pytest.raises(gymnasium.error.NameNotFound, match="Did you mean: `NewIP`"):
+        gymnasium.make("ipwarmup/NewIp-v0")
+    with pytest.raises(gymnasium.error.VersionNotFound, match="v0"):
+        gymnasium.make("ipwarmup/NewIP-v9")
+
+
+@pytest.mark.parametrize(
+    ("name", "match"),
+    [
+        ("NewIp-v0", "did you mean 'ipwarmup/NewIP-v0'"),
+        ("ipwarmup/Rewarn-v0", "did you mean 'ipwarmup/Rewarm-v0'"),
+        ("Nothing", "known: NewIP-v0"),
+    ],
+)
+def test_get_scenario_unknown_name_did_you_mean(name: str, match: str) -> None:
+    with pytest.raises(ScenarioError, match=match):
+        envs.get_scenario(name)
+
+
+def test_get_scenario_accepts_prefix_and_returns_frozen_copies() -> None:
+    s = envs.get_scenario("ipwarmup/SelfHosted-v0", demand=1234)
+    assert s.overflow == "none" and s.demand == 1234.0
+    assert envs.get_scenario("SelfHosted-v0").demand == 30_000.0  # the registered scenario is unchanged
+    with pytest.raises(AttributeError):
+        s.demand = 5.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"demand": -5}, "demand must be in"),
+        ({"demand": float("nan")}, "demand must be finite"),
+        ({"demand": "lots"}, "demand must be a number"),
+        ({"horizon": 0}, "horizon"),
+        ({"horizon": 2.5}, "horizon"),
+        ({"list_quality": 1.5}, "list_quality"),
+        ({"provider_share": (0.5, 0.5, 0.0, 0.0, 0.1)}, "provider_share must be non-negative and sum to 1"),
+        ({"provider_share": (0.5, 0.5)}, "provider_share needs one value per provider"),
+        ({"provider_share": "abc"}, "provider_share.*sequence of numbers"),
+        ({"tier_complaint_rate": (0.1,) * 3}, "tier_complaint_rate needs one value per tier"),
+        ({"tier_unknown_user_rate": (0.1, 0.1, 0.1, 2.0)}, "tier_unknown_user_rate values must lie in"),
+        ({"warmup_days": (14, 0, 14, 14, 14)}, "warmup_days must be positive"),
+        ({"retry_window_hours": 0}, "retry_window_hours"),
+        ({"overflow": "cloud"}, "overflow must be"),
+        ({"audience_order": "alphabetical"}, "audience_order must be"),
+        ({"enforcement": "gmail"}, "enforcement must be"),
+        ({"randomize": "yes"}, "randomize.*true or false"),
+        ({"profile": "nope"}, "unknown profile 'nope'"),
+        ({"initial_trust": (0.6, 0.4)}, "initial_trust"),
+        ({"cold_trust": 0.9}, "cold_trust"),
+        ({"spike_allowance": 1.0}, "spike_allowance"),
+        ({"capacity_noise": -0.1}, "capacity_noise"),
+        ({"name": 5}, "name must be a string"),
+    ],
+)
+def test_invalid_scenario_parameter_raises_naming_it(overrides: dict[str, Any], match: str) -> None:
+    with pytest.raises(ScenarioError, match=match):
+        gymnasium.make("ipwarmup/NewIP-v0", **overrides)
+    with pytest.raises(ScenarioError, match=match):
+        gymnasium.make_vec("ipwarmup/NewIP-v0", num_envs=2, vectorization_mode="vector_entry_point", **overrides)
+
+
+@pytest.mark.parametrize(("key", "hint"), [("demnd", "demand"), ("retry_window", "retry_window_hours"), ("zzz", None)])
+def test_unknown_scenario_parameter_named_with_hint(key: str, hint: str | None) -> None:
+    match = f"unknown scenario parameter '{key}'" + (f"; did you mean '{hint}'" if hint else "")
+    with pytest.raises(ScenarioError, match=match):
+        gymnasium.make("ipwarmup/NewIP-v0", **{key: 1})
+
+
+def test_scenario_error_is_a_value_error() -> None:
+    """Callers that catch ValueError (as for gymnasium's own argument errors) also catch ours."""
+    assert issubclass(ScenarioError, ValueError)
+
+
+def test_bad_num_envs() -> None:
+    with pytest.raises(ValueError, match="num_envs"):
+        envs.WarmupVectorEnv(0)
