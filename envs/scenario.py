@@ -106,8 +106,9 @@ class Scenario:
     representative_volume: float = 1_000.0
     """Emails in the weekly window before SES judges rates ('representative volume', 1.4). ASSUMPTION."""
 
-    reward_complaint_cost: float = 100.0
-    """Reward units lost per complaint, in inboxed emails. ASSUMPTION (see docs/model.md)."""
+    reward_complaint_cost: float = 300.0
+    """Reward units lost per complaint, in inboxed emails. ASSUMPTION: at SES's review rate (0.1%) complaints
+    cost 30% of the day's value, at its pause rate (0.5%) more than all of it (docs/model.md)."""
     reward_bounce_cost: float = 5.0
     reward_block_cost: float = 1.0
     reward_lost_cost: float = 1.0

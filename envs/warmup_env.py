@@ -68,7 +68,7 @@ class WarmupEnv(Env[np.ndarray, np.ndarray]):
     | 58 | ses_complaint_rate (dashboard window) | fraction | [0, 1] |
 
     ## Rewards
-    Per day: (inboxed emails on the new IP - 100 x complaints - 5 x hard bounces - blocks - expired
+    Per day: (inboxed emails on the new IP - 300 x complaints - 5 x hard bounces - blocks - expired
     mail - 0.1 x deferrals) / the day's demand, and -30 once if SES pauses the account. Weights are
     scenario parameters (``reward_*``).
 
