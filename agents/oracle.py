@@ -1,0 +1,139 @@
+"""The oracle: plans on the hidden state and the true dynamics; the ceiling every agent is measured against.
+
+Channel to the hidden state (explicit, not ad hoc): :meth:`OraclePolicy.bind` takes the env it acts
+on and finds its :class:`envs.simulator.Simulator` (``env.unwrapped.sim`` of a ``WarmupEnv``, the
+``sim`` of a ``WarmupVectorEnv`` or SB3 VecEnv adapter, or each ``envs[i]`` of a ``DummyVecEnv``;
+a list of envs is taken row by row). At each ``predict`` it reads ``sim.rules``, ``sim.params``
+and copies of ``sim.state`` and never writes to them.
+
+Planning is receding-horizon search: every candidate is a closed-loop rule "send ``m`` times the
+provider's true acceptance limit" (``envs.dynamics.throttle_limit``), held for ``horizon`` days.
+All candidates of all envs run as one batch of state copies through ``envs.dynamics.simulate_day``
+with expected values in place of random draws (certainty-equivalent planning: deterministic and
+independent of which other envs share the batch). Providers evolve independently, so each
+provider takes the candidate with the best simulated reward for itself; the first day's share is
+the action. The real env then draws its own randomness.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any, TypeVar
+
+import numpy as np
+
+from agents.policy import P, Policy, day
+from envs.dynamics import DayOutcome, simulate_day, throttle_limit
+from envs.observation import MIN_SHARE, share_to_action
+from envs.scenario import Scenario
+from envs.simulator import Simulator
+
+T = TypeVar("T")
+
+MULTIPLIERS: tuple[float, ...] = (0.1, 0.25, 0.4, 0.55, 0.7, 0.85, 1.0, 1.15, 1.4, 1e9)
+"""Candidate volumes as multiples of tomorrow's true limit; 1e9 means 'all the provider's mail'."""
+HORIZON = 10
+"""Look-ahead days per decision."""
+COST_WEIGHT = 0.0
+"""Weight of the env's reward costs (complaints, bounces, blocks, lost and deferred mail) in the planning
+objective next to inboxed mail. 0 plans for the headline KPI, inboxed share of demand; 1 plans for the
+env's reward."""
+PAUSE_PENALTY = 1e9
+"""Planning value lost by a candidate under which SES pauses the account: never worth it."""
+
+
+class ExpectedDraws:
+    """Stands in for ``np.random.Generator`` in ``simulate_day``: each draw is its expected value."""
+
+    def binomial(self, n: np.ndarray, p: np.ndarray) -> np.ndarray:
+        return np.floor(np.asarray(n, np.float64) * np.asarray(p, np.float64) + 0.5).astype(np.int64)
+
+    def lognormal(self, mean: float = 0.0, sigma: float = 1.0, size: Any = None) -> np.ndarray:
+        return np.ones(size)
+
+
+def simulators(env: Any) -> list[Simulator]:
+    """The simulators behind ``env``, in the row order of its observations."""
+    if isinstance(env, (list, tuple)):
+        return [sim for e in env for sim in simulators(e)]
+    for holder in (env, getattr(env, "unwrapped", None)):
+        sim = getattr(holder, "sim", None)
+        if isinstance(sim, Simulator):
+            return [sim]
+    for attr in ("envs", "venv"):  # SB3 DummyVecEnv, VecEnvWrapper
+        inner = getattr(env, attr, None)
+        if inner is not None:
+            return simulators(inner if attr == "venv" else list(inner))
+    raise TypeError(f"the oracle needs an ipwarmup env (WarmupEnv, WarmupVectorEnv, DummyVecEnv of them or a list); "
+                    f"got {type(env).__name__}, which exposes no Simulator")
+
+
+def _stack(parts: list[T]) -> T:
+    """Concatenate dataclasses of arrays (State, EpisodeParams) along the env axis, as copies."""
+    first = parts[0]
+    return type(first)(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(first)})
+
+
+def _repeat(obj: T, k: int) -> T:
+    return type(obj)(**{f.name: np.repeat(getattr(obj, f.name), k, axis=0) for f in fields(obj)})
+
+
+def provider_value(rules: Scenario, o: DayOutcome, cost_weight: float) -> np.ndarray:
+    """Inboxed mail less ``cost_weight`` x the env's reward costs, per provider [n, P] (see Simulator.reward)."""
+    costs = (rules.reward_complaint_cost * o.complaints + rules.reward_bounce_cost * o.bounced
+             + rules.reward_block_cost * o.blocked + rules.reward_lost_cost * o.expired
+             + rules.reward_deferral_cost * o.deferred)
+    return o.inbox - cost_weight * costs
+
+
+class OraclePolicy(Policy):
+    """Receding-horizon planner on the true model; needs :meth:`bind` (``load_policy`` does it)."""
+
+    name = "oracle"
+
+    def __init__(self, env: Any = None, horizon: int = HORIZON, multipliers: tuple[float, ...] = MULTIPLIERS,
+                 cost_weight: float = COST_WEIGHT) -> None:
+        super().__init__()
+        self.cost_weight = cost_weight
+        if horizon < 1 or not multipliers:
+            raise ValueError("the oracle needs a horizon >= 1 and at least one candidate multiplier")
+        self.horizon = horizon
+        self.multipliers = np.asarray(multipliers, np.float64)
+        self._sims: list[Simulator] = []
+        if env is not None:
+            self.bind(env)
+
+    def bind(self, env: Any) -> None:
+        self._sims = simulators(env)
+
+    def _act(self, obs: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        if not self._sims:
+            raise RuntimeError("the oracle is not bound to an env: use load_policy('oracle', env) or oracle.bind(env)")
+        rows = sum(sim.n for sim in self._sims)
+        state = _stack([sim.state for sim in self._sims])
+        if rows != obs.shape[0] or not np.array_equal(np.minimum(state.day, 1000), day(obs)):
+            raise RuntimeError(f"the oracle is bound to {rows} env(s) whose days {state.day.tolist()} do not match "
+                               f"the observations' days {day(obs).tolist()}; bind it to the env being stepped")
+        params = _stack([sim.params for sim in self._sims])
+        return share_to_action(self.plan(self._sims[0].rules, params, state))
+
+    def plan(self, rules: Scenario, params: Any, state: Any) -> np.ndarray:
+        """Tomorrow's share per env and provider [n, P], searched on copies of ``state``."""
+        n, c = state.day.shape[0], self.multipliers.size
+        st, pr = _repeat(state, c), _repeat(params, c)
+        m = np.tile(self.multipliers, n)[:, None]
+        cold = np.asarray(rules.cold_capacity)
+        draws = ExpectedDraws()
+        value = np.zeros((n * c, P))
+        first = np.zeros((n * c, P))
+        for h in range(self.horizon):
+            limit = throttle_limit(rules, st.trust, st.peak, cold)
+            avail = pr.demand + st.backlog.sum(-1)
+            target = np.maximum(m * limit - st.retry.sum(-1), 0.0)
+            share = np.clip(target / np.maximum(avail, 1), MIN_SHARE, 1.0)
+            if h == 0:
+                first = share
+            outcome = simulate_day(rules, pr, st, share, draws)  # type: ignore[arg-type]
+            value += provider_value(rules, outcome, self.cost_weight) - PAUSE_PENALTY * outcome.paused[:, None]
+        best = value.reshape(n, c, P).argmax(1)
+        return first.reshape(n, c, P)[np.arange(n)[:, None], best, np.arange(P)[None, :]]
