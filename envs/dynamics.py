@@ -17,6 +17,7 @@ One call to :func:`simulate_day` runs, per env and provider:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, fields
 
@@ -115,9 +116,29 @@ class DayOutcome:
     paused: np.ndarray  # [n] bool, SES paused the account at the end of the day
 
 
+@dataclass(frozen=True)
+class _Constants:
+    """A scenario's tuples as arrays, built once per scenario instead of once per day."""
+
+    cold: np.ndarray
+    unknown_user_rate: np.ndarray
+    complaint_rate: np.ndarray
+    open_rate: np.ndarray
+    inbox_rate: np.ndarray
+
+
+@functools.lru_cache(maxsize=64)
+def _constants(s: Scenario) -> _Constants:
+    arrays = [np.asarray(x, np.float64) for x in (s.cold_capacity, s.tier_unknown_user_rate, s.tier_complaint_rate,
+                                                  s.tier_open_rate, s.inbox_rate)]
+    for a in arrays:
+        a.flags.writeable = False
+    return _Constants(*arrays)
+
+
 def throttle_limit(scenario: Scenario, trust: np.ndarray, peak: np.ndarray, cold: np.ndarray) -> np.ndarray:
     """Emails/day a provider accepts before deferring: min(reputation capacity, spike limit)."""
-    progress = np.clip((trust - scenario.cold_trust) / (1.0 - scenario.cold_trust), 0.0, 1.0)
+    progress = _clip((trust - scenario.cold_trust) / (1.0 - scenario.cold_trust), 0.0, 1.0)
     reputation_capacity = cold * (scenario.warm_capacity / cold) ** (progress**CAPACITY_CURVE)
     spike_limit = np.maximum(cold, scenario.spike_allowance * peak)
     return np.minimum(reputation_capacity, spike_limit)
@@ -125,16 +146,16 @@ def throttle_limit(scenario: Scenario, trust: np.ndarray, peak: np.ndarray, cold
 
 def inbox_probability(scenario: Scenario, trust: np.ndarray, pressure: np.ndarray) -> np.ndarray:
     """Share of accepted mail placed in the inbox."""
-    base = np.asarray(scenario.inbox_rate)
-    placement = np.clip((trust - INBOX_TRUST_LOW) / (INBOX_TRUST_HIGH - INBOX_TRUST_LOW), 0.0, 1.0)
-    excess = np.clip((pressure - scenario.complaint_safe) / (scenario.complaint_limit - scenario.complaint_safe), 0, 1)
+    base = _constants(scenario).inbox_rate
+    placement = _clip((trust - INBOX_TRUST_LOW) / (INBOX_TRUST_HIGH - INBOX_TRUST_LOW), 0.0, 1.0)
+    excess = _clip((pressure - scenario.complaint_safe) / (scenario.complaint_limit - scenario.complaint_safe), 0, 1)
     return base * placement * (1.0 - PRESSURE_JUNK_MAX * excess)
 
 
 def block_probability(scenario: Scenario, trust: np.ndarray, pressure: np.ndarray) -> np.ndarray:
     """Share of valid attempts rejected at SMTP (5xx)."""
-    by_trust = BLOCK_MAX * np.clip((BLOCK_TRUST - trust) / BLOCK_TRUST, 0.0, 1.0)
-    over = np.clip((pressure - scenario.complaint_limit) / scenario.complaint_limit, 0.0, 1.0)
+    by_trust = BLOCK_MAX * _clip((BLOCK_TRUST - trust) / BLOCK_TRUST, 0.0, 1.0)
+    over = _clip((pressure - scenario.complaint_limit) / scenario.complaint_limit, 0.0, 1.0)
     return 1.0 - (1.0 - by_trust) * (1.0 - PRESSURE_BLOCK_MAX * over)
 
 
@@ -150,12 +171,22 @@ def audience_mix(scenario: Scenario, params: EpisodeParams, on_ip: np.ndarray, a
         return np.broadcast_to(share, (*on_ip.shape, share.shape[-1]))
     frac = np.where(available > 0, on_ip / np.maximum(available, 1), 0.0)[..., None]  # [n, P, 1]
     before = np.cumsum(share, axis=-1) - share
-    taken = np.clip(frac - before, 0.0, share)
+    taken = _clip(frac - before, 0.0, share)
     return np.where(frac > 0, taken / np.maximum(frac, 1e-12), share)
 
 
+def _clip(x: np.ndarray | float, lo: np.ndarray | float, hi: np.ndarray | float) -> np.ndarray:
+    """``np.clip`` without its Python-level dispatch (a few microseconds per call on small arrays)."""
+    return np.minimum(np.maximum(x, lo), hi)
+
+
 def _binomial(rng: np.random.Generator, n: np.ndarray, p: np.ndarray) -> np.ndarray:
-    return rng.binomial(n, np.clip(p, 0.0, 1.0)).astype(np.int64)
+    """Binomial draws; skipped when every draw is certainly 0 (numpy draws nothing for n = 0 or p = 0, so the
+    random stream and the results are the same either way)."""
+    p = _clip(p, 0.0, 1.0)
+    if not (p > 0.0).any() or not n.any():
+        return np.zeros(n.shape, np.int64)
+    return rng.binomial(n, p).astype(np.int64, copy=False)
 
 
 def _take_oldest(queue: np.ndarray, amount: np.ndarray) -> np.ndarray:
@@ -180,6 +211,8 @@ def _age(queue: np.ndarray, newest: np.ndarray) -> np.ndarray:
 
 def _split_deferred(retry: np.ndarray, fresh_valid: np.ndarray, deferred: np.ndarray) -> np.ndarray:
     """Deferred mail by age [n, P, R+1] (0 = today's first attempts), proportional to each age's share."""
+    if not deferred.any():
+        return np.zeros((*deferred.shape, retry.shape[-1] + 1), np.int64)
     pools = np.concatenate([fresh_valid[..., None], retry], axis=-1)
     total = pools.sum(-1)
     frac = np.where(total > 0, deferred / np.maximum(total, 1), 0.0)[..., None]
@@ -204,26 +237,29 @@ def simulate_day(
 ) -> DayOutcome:
     """Advance ``state`` by one day in place, the new IP taking ``share`` [n, P] in [0, 1] of the mail."""
     s = scenario
-    cold = np.asarray(s.cold_capacity)
+    c = _constants(s)
+    cold = c.cold
 
     # 1. Routing: the new IP takes its share of the available mail, oldest queued mail first.
-    backlog_total = state.backlog.sum(-1)
-    available = params.demand + backlog_total
-    on_ip = np.floor(share * available).astype(np.int64)
-    from_backlog = _take_oldest(state.backlog, np.minimum(on_ip, backlog_total))
-    fresh_on_ip = on_ip - from_backlog
-    fresh_left = params.demand - fresh_on_ip
+    # With an overflow route nothing is ever queued, so the backlog bookkeeping is skipped.
     if s.overflow == "none":
+        backlog_total = state.backlog.sum(-1)
+        available = params.demand + backlog_total
+        on_ip = np.floor(share * available).astype(np.int64)
+        from_backlog = _take_oldest(state.backlog, np.minimum(on_ip, backlog_total))
+        fresh_left = params.demand - (on_ip - from_backlog)
         overflow = np.zeros_like(on_ip)
         expired_backlog = _age(state.backlog, fresh_left)
     else:
-        overflow = fresh_left
-        expired_backlog = np.zeros_like(on_ip)
+        available = params.demand
+        on_ip = np.floor(share * available).astype(np.int64)
+        overflow = params.demand - on_ip
+        expired_backlog = None
 
     mix = audience_mix(s, params, on_ip, available)
-    unknown_p = mix @ np.asarray(s.tier_unknown_user_rate)
-    complaint_p = mix @ np.asarray(s.tier_complaint_rate)
-    open_p = mix @ np.asarray(s.tier_open_rate)
+    unknown_p = mix @ c.unknown_user_rate
+    complaint_p = mix @ c.complaint_rate
+    open_p = mix @ c.open_rate
 
     # 2. The provider's answer: hard bounces, blocks, throttling.
     retries = state.retry.sum(-1)
@@ -249,7 +285,7 @@ def simulate_day(
     opens = _binomial(rng, inbox, open_p)
 
     # 5. Hidden state.
-    _update_trust(s, params, state, accepted, on_ip, bounced, complaints, inbox, mix, cold)
+    _update_trust(s, params, state, accepted, on_ip, bounced, complaints, inbox, mix, cold, open_p)
     state.peak[...] = np.maximum(accepted, s.volume_memory * state.peak)
     _update_enforcement(s, state, on_ip, bounced, accepted, complaints)
     state.day += 1
@@ -264,10 +300,10 @@ def simulate_day(
         blocked=blocked,
         complaints=complaints,
         opens=opens,
-        expired=expired_retry + expired_backlog,
+        expired=expired_retry if expired_backlog is None else expired_retry + expired_backlog,
         first_attempts=on_ip,
         overflow=overflow,
-        queued=state.retry.sum(-1) + state.backlog.sum(-1),
+        queued=state.retry.sum(-1) if expired_backlog is None else state.retry.sum(-1) + state.backlog.sum(-1),
         available=available,
         paused=state.paused.copy(),
     )
@@ -284,6 +320,7 @@ def _update_trust(
     inbox: np.ndarray,
     mix: np.ndarray,
     cold: np.ndarray,
+    open_p: np.ndarray | None = None,
 ) -> None:
     """Trust grows with steady, wanted volume; falls with spikes, complaints and bounces; fades idle."""
     memory = math.exp(-1.0 / s.complaint_memory_days)
@@ -291,20 +328,22 @@ def _update_trust(
     state.inbox_w[...] = memory * state.inbox_w + inbox
     pressure = complaint_pressure(state)
 
-    activity = np.clip(np.log1p(accepted) / math.log1p(s.keep_warm_volume), 0.0, 1.0)
-    engagement = np.minimum((mix @ np.asarray(s.tier_open_rate)) / REFERENCE_OPEN_RATE, 1.0)
-    complaint_gate = np.clip(1.0 - (pressure - s.complaint_safe) / (s.complaint_limit - s.complaint_safe), 0.0, 1.0)
+    activity = _clip(np.log1p(accepted) / math.log1p(s.keep_warm_volume), 0.0, 1.0)
+    if open_p is None:
+        open_p = mix @ np.asarray(s.tier_open_rate)
+    engagement = np.minimum(open_p / REFERENCE_OPEN_RATE, 1.0)
+    complaint_gate = _clip(1.0 - (pressure - s.complaint_safe) / (s.complaint_limit - s.complaint_safe), 0.0, 1.0)
     growth = params.trust_rate * activity * engagement * complaint_gate * (1.0 - state.trust)
 
     reference = np.maximum(state.peak, cold)
-    spike = s.spike_penalty * np.clip(sent / reference - s.spike_allowance, 0.0, 2.0)
-    complaint = s.complaint_penalty * np.clip((pressure - s.complaint_limit) / s.complaint_limit, 0.0, 3.0)
-    bounce_rate = np.where(sent > 0, bounced / np.maximum(sent, 1), 0.0)
+    spike = s.spike_penalty * _clip(sent / reference - s.spike_allowance, 0.0, 2.0)
+    complaint = s.complaint_penalty * _clip((pressure - s.complaint_limit) / s.complaint_limit, 0.0, 3.0)
+    bounce_rate = bounced / np.maximum(sent, 1)  # bounced <= sent, so 0 when nothing was sent
     bounce = s.bounce_penalty * np.maximum(bounce_rate - BOUNCE_SAFE, 0.0)
     fade = 1.0 - 0.1 ** (1.0 / s.idle_days_to_cold)
     idle = (1.0 - activity) * fade * np.maximum(state.trust - s.cold_trust, 0.0)
 
-    state.trust[...] = np.clip(state.trust + growth - spike - complaint - bounce - idle, 0.0, 1.0)
+    state.trust[...] = _clip(state.trust + growth - spike - complaint - bounce - idle, 0.0, 1.0)
 
 
 def _update_enforcement(

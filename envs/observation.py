@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.dynamics import FBL, DayOutcome, State, ses_rates
+from envs.dynamics import FBL, DayOutcome, State, _clip, ses_rates
 from envs.scenario import PROVIDERS
 
 ACTION_DECADES = 4.0
@@ -90,18 +90,19 @@ LAYOUT = ObservationLayout()
 
 def action_to_share(action: np.ndarray) -> np.ndarray:
     """Decode actions in [-1, 1] to the share of each provider's mail on the new IP (clipped)."""
-    a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+    a = _clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
     return 10.0 ** (ACTION_DECADES / 2.0 * (a - 1.0))
 
 
 def share_to_action(share: np.ndarray) -> np.ndarray:
     """Inverse of :func:`action_to_share`; shares below 10^-4 map to -1, above 1 to +1."""
-    s = np.clip(np.asarray(share, dtype=np.float64), MIN_SHARE, 1.0)
+    s = _clip(np.asarray(share, dtype=np.float64), MIN_SHARE, 1.0)
     return (1.0 + 2.0 * np.log10(s) / ACTION_DECADES).astype(np.float32)
 
 
 def _rate(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    return np.where(den > 0, num / np.maximum(den, 1), 0.0)
+    """num / den, and 0 where den is 0 (every numerator here is a part of its denominator, so it is 0 too)."""
+    return num / np.maximum(den, 1)
 
 
 def build_observation(
@@ -109,26 +110,25 @@ def build_observation(
 ) -> np.ndarray:
     """The [n, OBS_SIZE] float32 observation after a day: yesterday's stats and today's demand."""
     n = share.shape[0]
-    per = np.empty((n, len(PROVIDERS), N_PROVIDER_FEATURES))
-    per[..., 0] = np.log10(np.clip(share, MIN_SHARE, 1.0))
+    out = np.empty((n, OBS_SIZE), np.float32)
+    per = out[:, : len(PROVIDERS) * N_PROVIDER_FEATURES].reshape(n, len(PROVIDERS), N_PROVIDER_FEATURES)
+    per[..., 0] = np.log10(_clip(share, MIN_SHARE, 1.0))
+    sent = np.maximum(outcome.sent, 1)
+    delivered = np.maximum(outcome.delivered, 1)
     per[..., 1] = np.log10(1.0 + outcome.sent)
-    per[..., 2] = _rate(outcome.delivered, outcome.sent)
-    per[..., 3] = _rate(outcome.deferred, outcome.sent)
-    per[..., 4] = _rate(outcome.bounced, outcome.sent)
-    per[..., 5] = _rate(outcome.blocked, outcome.sent)
-    per[..., 6] = _rate(outcome.complaints * FBL, outcome.delivered)
-    per[..., 7] = _rate(outcome.opens, outcome.delivered)
+    per[..., 2] = outcome.delivered / sent
+    per[..., 3] = outcome.deferred / sent
+    per[..., 4] = outcome.bounced / sent
+    per[..., 5] = outcome.blocked / sent
+    per[..., 6] = (outcome.complaints * FBL) / delivered
+    per[..., 7] = outcome.opens / delivered
     per[..., 8] = np.log10(1.0 + outcome.expired)
     per[..., 9] = np.log10(1.0 + outcome.queued)
     per[..., 10] = np.log10(1.0 + next_available)
     bounce, complaint = ses_rates(state)
-    glob = np.stack(
-        [
-            np.minimum(state.day, MAX_DAY).astype(np.float64),
-            np.log10(1.0 + demand.sum(-1)),
-            np.clip(bounce, 0.0, 1.0),
-            np.clip(complaint, 0.0, 1.0),
-        ],
-        axis=-1,
-    )
-    return np.concatenate([per.reshape(n, -1), glob], axis=-1).astype(np.float32)
+    glob = out[:, len(PROVIDERS) * N_PROVIDER_FEATURES :]
+    glob[:, 0] = np.minimum(state.day, MAX_DAY)
+    glob[:, 1] = np.log10(1.0 + demand.sum(-1))
+    glob[:, 2] = _clip(bounce, 0.0, 1.0)
+    glob[:, 3] = _clip(complaint, 0.0, 1.0)
+    return out
