@@ -20,10 +20,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="training seed, in [0, 1000000)")
     parser.add_argument("-n", "--n-timesteps", type=int, default=None, help="total env steps (overrides the config)")
     parser.add_argument("--out", type=Path, default=None, help="run folder (default runs/<env>-s<seed>-<time>)")
-    parser.add_argument("-conf", "--conf-file", type=Path, default=None, help="hyperparameter YAML (default configs/ppo.yml)")
+    parser.add_argument("-conf", "--conf-file", type=Path, default=None,
+                        help="hyperparameter YAML (default configs/ppo.yml)")
     parser.add_argument("-params", "--hyperparams", nargs="+", default=[], metavar="KEY:VALUE",
                         help="override hyperparameters, values parsed as YAML, e.g. n_envs:32")
-    parser.add_argument("-i", "--resume", type=Path, default=None, metavar="RUN_DIR", help="continue an interrupted run")
+    parser.add_argument("-i", "--resume", type=Path, default=None, metavar="RUN_DIR",
+                        help="continue an interrupted run")
     parser.add_argument("--num-threads", type=int, default=1, help="torch threads (1 is fastest on 2 cores)")
     parser.add_argument("-tb", "--tensorboard", action=argparse.BooleanOptionalAction, default=True,
                         help="write TensorBoard logs to RUN_DIR/tb")

@@ -101,7 +101,9 @@ def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def resolve_config(env_id: str, conf_file: Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def resolve_config(
+    env_id: str, conf_file: Path | None = None, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The default entry, then the env id's entry, then ``overrides``; every key validated."""
     data = _load_yaml(conf_file or DEFAULT_CONFIG)
     config: dict[str, Any] = dict(data.get("default") or {})
@@ -121,7 +123,8 @@ def validate_config(config: dict[str, Any]) -> None:
             raise ConfigError(f"unknown hyperparameter {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
         expected = TRAINING_KEYS.get(key)
         if expected is not None and (not isinstance(value, expected) or (expected is int and isinstance(value, bool))):
-            raise ConfigError(f"hyperparameter {key!r} must be {getattr(expected, '__name__', expected)}, got {value!r}")
+            kind = getattr(expected, "__name__", expected)
+            raise ConfigError(f"hyperparameter {key!r} must be {kind}, got {value!r}")
         default = ppo_args[key].default if key in ppo_args else None
         if isinstance(default, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise ConfigError(f"hyperparameter {key!r} must be a number, got {value!r}")

@@ -1,0 +1,134 @@
+"""train.py and agents.training: tiny runs that load, resume after interruption, and refuse bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from agents.ppo import load_run, load_run_policy
+from agents.training import ConfigError, resolve_config, train
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = {"n_envs": 4, "n_steps": 16, "batch_size": 32, "n_epochs": 1, "eval_freq": 0, "save_freq": 64,
+        "policy_kwargs": {"net_arch": [8], "activation_fn": "tanh", "log_std_init": -1.0}}
+
+
+def _tiny_train(out: Path, steps: int = 128, seed: int = 0, **extra: object) -> Path:
+    return train("ipwarmup/NewIP-v0", seed, out, steps, overrides={**TINY, **extra}, tensorboard=False)
+
+
+def _run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+def test_short_run_produces_a_loadable_model(tmp_path: Path) -> None:
+    run = _tiny_train(tmp_path / "run")
+    artifacts = load_run(run)
+    assert artifacts.model.num_timesteps >= 128
+    assert {"config.yaml", "model.zip", "vecnormalize.pkl"} <= {p.name for p in run.iterdir()}
+    policy = load_run_policy(run)
+    obs = np.zeros((3, 59), np.float32)
+    action, _ = policy.predict(obs, episode_start=np.ones(3, bool))
+    assert action.shape == (3, 5) and np.all(np.abs(action) <= 1.0)
+
+
+def test_same_seed_trains_the_same_policy(tmp_path: Path) -> None:
+    a = load_run(_tiny_train(tmp_path / "a", seed=3)).model.policy.state_dict()
+    b = load_run(_tiny_train(tmp_path / "b", seed=3)).model.policy.state_dict()
+    assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+
+
+def test_resume_continues_the_step_count(tmp_path: Path) -> None:
+    run = _tiny_train(tmp_path / "run", steps=128)
+    train(None, 0, None, 256, resume=run, tensorboard=False)
+    assert load_run(run, best=False).model.num_timesteps == 256
+
+
+def test_frame_stack_policy_sees_history(tmp_path: Path) -> None:
+    run = _tiny_train(tmp_path / "run", frame_stack=3)
+    policy = load_run_policy(run)
+    assert policy.artifacts.model.observation_space.shape == (3 * 59,)
+    action, _ = policy.predict(np.ones(59, np.float32))
+    assert action.shape == (5,)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    params = [f"{k}:{yaml.safe_dump(v, default_flow_style=True).strip()}" for k, v in TINY.items()]
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), "--out", str(run), "-n", "200000", "--no-tensorboard",
+         "--eval-episodes", "0", "-params", *params],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (run / "checkpoints" / "model.zip").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "--resume" in err and "Traceback" not in err
+    interrupted_at = load_run(run).model.num_timesteps if (run / "model.zip").exists() else None
+    checkpoint_steps = _checkpoint_steps(run)
+    assert checkpoint_steps > 0 and interrupted_at is None
+    train(None, 0, None, checkpoint_steps + 128, resume=run, tensorboard=False)
+    assert load_run(run, best=False).model.num_timesteps == checkpoint_steps + 128
+
+
+def _checkpoint_steps(run: Path) -> int:
+    from stable_baselines3 import PPO
+
+    return int(PPO.load(run / "checkpoints" / "model.zip", device="cpu").num_timesteps)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--env", "ipwarmup/NewIP-v9"], "unknown env id 'ipwarmup/NewIP-v9'; did you mean"),
+        (["-params", "n_env:4"], "unknown hyperparameter 'n_env'; did you mean 'n_envs'?"),
+        (["-params", "n_envs:many"], "'n_envs' must be int"),
+        (["-params", "learning_rate:fast"], "'learning_rate' must be a number"),
+        (["--resume", "does/not/exist"], "does not exist"),
+    ],
+)
+def test_bad_input_exits_with_one_readable_line(tmp_path: Path, args: list[str], message: str) -> None:
+    result = _run_cli("--out", str(tmp_path / "run"), "-n", "64", "--eval-episodes", "0", *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_malformed_config_file_is_named(tmp_path: Path) -> None:
+    conf = tmp_path / "bad.yml"
+    conf.write_text("default: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yml is not valid YAML"):
+        resolve_config("ipwarmup/NewIP-v0", conf)
+
+
+def test_unreadable_model_file_is_named(tmp_path: Path) -> None:
+    run = _tiny_train(tmp_path / "run")
+    (run / "model.zip").write_bytes(b"truncated")
+    result = _run_cli("--resume", str(run), "-n", "64", "--eval-episodes", "0")
+    # Resume prefers the checkpoint, which is intact; the final model file is what evaluation loads.
+    assert result.returncode == 0, result.stderr
+    (run / "checkpoints" / "model.zip").write_bytes(b"truncated")
+    result = _run_cli("--resume", str(run), "-n", "256", "--eval-episodes", "0")
+    assert result.returncode == 2 and "not a readable SB3 model" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_existing_run_folder_is_not_overwritten(tmp_path: Path) -> None:
+    run = _tiny_train(tmp_path / "run")
+    before = (run / "model.zip").read_bytes()
+    with pytest.raises(ConfigError, match="already holds a run"):
+        _tiny_train(run)
+    assert (run / "model.zip").read_bytes() == before
+    assert os.path.exists(run / "config.yaml")
