@@ -213,16 +213,16 @@ def _split_deferred(retry: np.ndarray, fresh_valid: np.ndarray, deferred: np.nda
     """Deferred mail by age [n, P, R+1] (0 = today's first attempts), proportional to each age's share."""
     if not deferred.any():
         return np.zeros((*deferred.shape, retry.shape[-1] + 1), np.int64)
-    pools = np.concatenate([fresh_valid[..., None], retry], axis=-1)
-    total = pools.sum(-1)
-    frac = np.where(total > 0, deferred / np.maximum(total, 1), 0.0)[..., None]
-    parts = np.floor(pools * frac).astype(np.int64)
-    parts[..., 0] += deferred - parts.sum(-1)  # remainder to today's mail, which always has room
-    overflow = np.maximum(parts[..., 0] - pools[..., 0], 0)
+    # Every pool gets floor(pool * frac); the remainder goes to today's mail, which always has room.
+    frac = (deferred / np.maximum(fresh_valid + retry.sum(-1), 1))[..., None]  # deferred <= the pools' total
+    parts = np.empty((*deferred.shape, retry.shape[-1] + 1), np.int64)
+    parts[..., 1:] = np.floor(retry * frac)
+    parts[..., 0] = deferred - parts[..., 1:].sum(-1)
+    overflow = np.maximum(parts[..., 0] - fresh_valid, 0)
     if overflow.any():  # rare rounding corner: move the excess to the youngest age with room
         parts[..., 0] -= overflow
-        for age in range(1, pools.shape[-1]):
-            move = np.minimum(overflow, pools[..., age] - parts[..., age])
+        for age in range(1, parts.shape[-1]):
+            move = np.minimum(overflow, retry[..., age - 1] - parts[..., age])
             parts[..., age] += move
             overflow -= move
     return parts
