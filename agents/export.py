@@ -1,0 +1,430 @@
+"""Export a trained run for production schedulers: ONNX graph, policy card, and a day-by-day schedule.
+
+``ipwarmup export RUN_DIR --out DIR [--scenario ID] [--days N] [--seed S] [--last]`` writes
+
+* ``DIR/policy.onnx``: input ``observations`` float32 ``[batch, frame_stack, 59]``, the raw observations of
+  the last ``frame_stack`` days, oldest first (NaN = unknown: the graph substitutes the training mean, and
+  an all-NaN frame is the zero padding seen at an episode start). The graph normalizes each frame with
+  the run's frozen VecNormalize statistics, runs the actor network and outputs ``action`` ``[batch, 5]``
+  (deterministic, clipped to [-1, 1]) and ``share`` ``[batch, 5]`` = ``10 ** (2 * (action - 1))``.
+  Built node by node from the network's weights, so no PyTorch exporter is involved.
+* ``DIR/policy.json``: the policy card (providers, features with units and formulas, normalization,
+  action decoding, training scenario, config hash, KPIs, the ONNX file's sha256).
+* ``DIR/schedule.csv`` and ``DIR/schedule.json``: per-day, per-provider caps and warm-up percentages from
+  one rollout of the exported graph in a named scenario, for schedulers that only take a table.
+
+Every file is written to a temporary sibling and renamed; nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents import runtime as rt
+
+OPSET = 17
+SCHEDULE_CSV = "schedule.csv"
+SCHEDULE_JSON = "schedule.json"
+
+
+class ExportError(ValueError):
+    """The run cannot be exported as asked; the message says why."""
+
+
+# --------------------------------------------------------------------------------------------- ONNX graph
+
+
+def _activation_nodes(module: Any, x: str, out: str, helper: Any) -> list[Any]:
+    import torch.nn as nn
+
+    if isinstance(module, nn.Tanh):
+        return [helper.make_node("Tanh", [x], [out])]
+    if isinstance(module, nn.ReLU):
+        return [helper.make_node("Relu", [x], [out])]
+    if isinstance(module, nn.ELU):
+        return [helper.make_node("Elu", [x], [out], alpha=float(module.alpha))]
+    if isinstance(module, nn.LeakyReLU):
+        return [helper.make_node("LeakyRelu", [x], [out], alpha=float(module.negative_slope))]
+    if isinstance(module, nn.Sigmoid):
+        return [helper.make_node("Sigmoid", [x], [out])]
+    if isinstance(module, nn.Identity):
+        return [helper.make_node("Identity", [x], [out])]
+    raise ExportError(f"cannot export layer {type(module).__name__}; supported: Linear, Tanh, ReLU, ELU, "
+                      "LeakyReLU, Sigmoid, Identity")
+
+
+def build_onnx(artifacts: Any, providers: Sequence[str]) -> Any:
+    """The deterministic actor of an SB3 PPO ``MlpPolicy`` with normalization folded in, as an ONNX model."""
+    import onnx
+    import torch.nn as nn
+    from onnx import TensorProto, helper, numpy_helper
+    from stable_baselines3.common.distributions import DiagGaussianDistribution
+    from stable_baselines3.common.torch_layers import FlattenExtractor
+
+    policy = artifacts.model.policy
+    if not isinstance(policy.pi_features_extractor, FlattenExtractor):
+        raise ExportError("only MlpPolicy (FlattenExtractor) runs can be exported")
+    if not isinstance(policy.action_dist, DiagGaussianDistribution) or policy.squash_output:
+        raise ExportError("only Gaussian, unsquashed action distributions (PPO's default) can be exported")
+    k = artifacts.frame_stack
+    names = rt.feature_names(providers)
+    size = len(names)
+    if policy.observation_space.shape != (k * size,):
+        raise ExportError(f"the model expects observations of shape {policy.observation_space.shape}, "
+                          f"not {k} frames of {size} features")
+    norm = artifacts.normalization
+    std = np.sqrt(np.asarray(norm.var, np.float64) + norm.epsilon)
+    clip = float(norm.clip) if math.isfinite(norm.clip) else 3.0e38
+
+    inits = [
+        numpy_helper.from_array(np.asarray(norm.mean, np.float32), "obs_mean"),
+        numpy_helper.from_array(std.astype(np.float32), "obs_std"),
+        numpy_helper.from_array(np.array(-clip, np.float32), "obs_clip_low"),
+        numpy_helper.from_array(np.array(clip, np.float32), "obs_clip_high"),
+        numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+        numpy_helper.from_array(np.array(-1.0, np.float32), "action_low"),
+        numpy_helper.from_array(np.array(1.0, np.float32), "action_high"),
+        numpy_helper.from_array(np.array(10.0, np.float32), "ten"),
+        numpy_helper.from_array(np.array(rt.ACTION_DECADES / 2.0, np.float32), "half_decades"),
+    ]
+    nodes = [
+        helper.make_node("IsNaN", [rt.INPUT_NAME], ["missing"]),
+        helper.make_node("Sub", [rt.INPUT_NAME, "obs_mean"], ["centred"]),
+        helper.make_node("Div", ["centred", "obs_std"], ["scaled"]),
+        helper.make_node("Clip", ["scaled", "obs_clip_low", "obs_clip_high"], ["clipped"]),
+        helper.make_node("Where", ["missing", "zero", "clipped"], ["normalized"]),
+        helper.make_node("Flatten", ["normalized"], ["h0"], axis=1),
+    ]
+    layers = list(policy.mlp_extractor.policy_net) + [policy.action_net]
+    x = "h0"
+    for i, layer in enumerate(layers):
+        out = f"h{i + 1}" if i < len(layers) - 1 else "raw_action"
+        if isinstance(layer, nn.Linear):
+            inits.append(numpy_helper.from_array(layer.weight.detach().cpu().numpy().astype(np.float32), f"W{i}"))
+            inits.append(numpy_helper.from_array(layer.bias.detach().cpu().numpy().astype(np.float32), f"b{i}"))
+            nodes.append(helper.make_node("Gemm", [x, f"W{i}", f"b{i}"], [out], transB=1))
+        else:
+            nodes.extend(_activation_nodes(layer, x, out, helper))
+        x = out
+    nodes += [
+        helper.make_node("Clip", ["raw_action", "action_low", "action_high"], [rt.ACTION_OUTPUT]),
+        helper.make_node("Sub", [rt.ACTION_OUTPUT, "action_high"], ["a_minus_1"]),
+        helper.make_node("Mul", ["a_minus_1", "half_decades"], ["log10_share"]),
+        helper.make_node("Pow", ["ten", "log10_share"], [rt.SHARE_OUTPUT]),
+    ]
+    n_actions = len(providers)
+    graph = helper.make_graph(
+        nodes, "ipwarmup_policy",
+        [helper.make_tensor_value_info(rt.INPUT_NAME, TensorProto.FLOAT, ["batch", k, size])],
+        [helper.make_tensor_value_info(rt.ACTION_OUTPUT, TensorProto.FLOAT, ["batch", n_actions]),
+         helper.make_tensor_value_info(rt.SHARE_OUTPUT, TensorProto.FLOAT, ["batch", n_actions])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="ipwarmup")
+    model.ir_version = 8  # readable by onnxruntime >= 1.14
+    metadata = {
+        "schema_version": str(rt.SCHEMA_VERSION),
+        "providers": json.dumps(list(providers)),
+        "frame_stack": str(k),
+        "features": json.dumps(names),
+    }
+    for key, value in metadata.items():
+        model.metadata_props.add(key=rt.METADATA_PREFIX + key, value=value)
+    onnx.checker.check_model(model)
+    return model
+
+
+# --------------------------------------------------------------------------------------------- policy card
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """sha256 of the run's configuration as canonical JSON: the same config gives the same hash."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _training_kpis(run_dir: Path) -> dict[str, Any] | None:
+    """The last periodic evaluation the training run recorded (metrics.csv), if any."""
+    path = run_dir / "metrics.csv"
+    if not path.exists():
+        return None
+    rows = list(csv.DictReader(path.read_text().splitlines()))
+    if not rows:
+        return None
+    return {k: float(v) for k, v in rows[-1].items() if v not in ("", None)}
+
+
+def policy_card(artifacts: Any, onnx_sha256: str, providers: Sequence[str], fbl: Sequence[bool],
+                schedule_kpis: dict[str, Any], schedule_info: dict[str, Any]) -> dict[str, Any]:
+    """The card that documents the ONNX graph's interface for a scheduler and lets the runtime check it."""
+    from envs.observation import GLOBAL_FEATURES, PROVIDER_FEATURES
+
+    desc = {f.name: f for f in PROVIDER_FEATURES + GLOBAL_FEATURES}
+    norm = artifacts.normalization
+    names = rt.feature_names(providers)
+    features = []
+    for i, name in enumerate(names):
+        short = name.split(".", 1)[-1]
+        definition = next(f for f in rt.PROVIDER_FEATURES + rt.GLOBAL_FEATURES if f.name == short)
+        features.append({
+            "index": i,
+            "name": name,
+            "provider": name.split(".", 1)[0] if "." in name else None,
+            "unit": definition.unit,
+            "description": desc[short].description,
+            "computed_as": definition.computed_as,
+            "mean": float(norm.mean[i]),
+            "var": float(norm.var[i]),
+        })
+    clip = float(norm.clip)
+    return {
+        "schema_version": rt.SCHEMA_VERSION,
+        "kind": "ipwarmup policy card",
+        "providers": list(providers),
+        "feedback_loop": {p: bool(f) for p, f in zip(providers, fbl, strict=True)},
+        "frame_stack": artifacts.frame_stack,
+        "observation": {
+            "size": len(names),
+            "input": f"{rt.INPUT_NAME}: float32 [batch, {artifacts.frame_stack}, {len(names)}], raw observations "
+                     "of the last frame_stack days, oldest first; NaN = unknown (replaced by the training mean); "
+                     "an all-NaN frame = no earlier day (episode start)",
+            "statistics": {"required": list(rt.REQUIRED_COLUMNS), "optional": list(rt.OPTIONAL_COLUMNS)},
+            "features": features,
+        },
+        "normalization": {
+            "formula": "clip((x - mean) / sqrt(var + epsilon), -clip, clip); NaN -> 0",
+            "clip": clip if math.isfinite(clip) else None,
+            "epsilon": float(norm.epsilon),
+            "folded_into_onnx": True,
+        },
+        "action": {
+            "outputs": {rt.ACTION_OUTPUT: "float32 [batch, providers], deterministic, clipped to [-1, 1]",
+                        rt.SHARE_OUTPUT: "float32 [batch, providers], share of the provider's mail on the new IP"},
+            "decoding": f"share = 10 ** ({rt.ACTION_DECADES / 2:g} * (action - 1)); "
+                        "warmup_percentage = 100 * share; cap = floor(share * (demand + backlog))",
+            "share_range": [rt.MIN_SHARE, 1.0],
+        },
+        "training": {
+            "env_id": artifacts.env_id,
+            "env_kwargs": artifacts.config.get("env_kwargs") or {},
+            "seed": artifacts.config.get("seed"),
+            "n_timesteps": artifacts.config.get("n_timesteps"),
+            "timesteps_trained": int(getattr(artifacts.model, "num_timesteps", 0)),
+            "config_hash": config_hash(artifacts.config),
+            "run_dir": str(artifacts.run_dir),
+        },
+        "kpis": {"schedule_rollout": schedule_kpis, "training_evaluation": _training_kpis(artifacts.run_dir)},
+        "schedule": schedule_info,
+        "onnx": {"file": rt.ONNX_FILE, "sha256": onnx_sha256, "opset": OPSET},
+    }
+
+
+# --------------------------------------------------------------------------------------------- schedule
+
+
+@dataclass
+class Schedule:
+    """One rollout: per day and provider, the share and the emails the policy put on the new IP."""
+
+    scenario: str
+    env_kwargs: dict[str, Any]
+    seed: int
+    providers: tuple[str, ...]
+    share: np.ndarray  # [days, P]
+    caps: np.ndarray  # [days, P] int
+    demand: np.ndarray  # [days, P] int, mail available to the new IP (fresh demand + backlog)
+    kpis: dict[str, Any]
+
+    def rows(self) -> list[dict[str, Any]]:
+        out = []
+        for d in range(self.caps.shape[0]):
+            row: dict[str, Any] = {"day": d + 1}
+            for i, p in enumerate(self.providers):
+                row[f"{p}_cap"] = int(self.caps[d, i])
+            row["total_cap"] = int(self.caps[d].sum())
+            for i, p in enumerate(self.providers):
+                row[f"{p}_warmup_percentage"] = round(100.0 * float(self.share[d, i]), 4)
+            out.append(row)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": rt.SCHEMA_VERSION,
+            "scenario": self.scenario,
+            "env_kwargs": self.env_kwargs,
+            "seed": self.seed,
+            "providers": list(self.providers),
+            "columns": {"cap": "emails the new IP carries that day", "warmup_percentage": "100 * share of the "
+                        "provider's available mail on the new IP"},
+            "kpis": self.kpis,
+            "days": [{"day": d + 1,
+                      "caps": {p: int(self.caps[d, i]) for i, p in enumerate(self.providers)},
+                      "warmup_percentage": {p: round(100.0 * float(self.share[d, i]), 4)
+                                            for i, p in enumerate(self.providers)},
+                      "available": {p: int(self.demand[d, i]) for i, p in enumerate(self.providers)}}
+                     for d in range(self.caps.shape[0])],
+        }
+
+
+def rollout_schedule(policy: Any, scenario: str, env_kwargs: dict[str, Any], seed: int) -> Schedule:
+    """Run ``policy`` (SB3 ``predict``) for one episode of the simulator and record what it sent."""
+    from envs.dynamics import FBL
+    from envs.scenario import PROVIDERS, get_scenario
+    from envs.simulator import Simulator
+
+    sim = Simulator(get_scenario(scenario, **env_kwargs), 1)
+    rng = np.random.default_rng(seed)
+    obs = sim.reset(rng)
+    shares, caps, demand = [], [], []
+    sums = dict.fromkeys(("inbox", "demand", "complaints", "delivered_fbl", "bounced", "first", "return"), 0.0)
+    start = np.ones(1, bool)
+    paused = False
+    for _ in range(sim.horizon):
+        action, _ = policy.predict(obs, episode_start=start, deterministic=True)
+        start = np.zeros(1, bool)
+        result = sim.step(action, rng)
+        o = result.outcome
+        shares.append(sim.share[0].copy())
+        caps.append(o.first_attempts[0].copy())
+        demand.append(o.available[0].copy())
+        sums["inbox"] += o.inbox.sum()
+        sums["demand"] += sim.params.demand.sum()
+        sums["complaints"] += (o.complaints * FBL).sum()
+        sums["delivered_fbl"] += (o.delivered * FBL).sum()
+        sums["bounced"] += o.bounced.sum()
+        sums["first"] += o.first_attempts.sum()
+        sums["return"] += float(result.reward[0])
+        obs = result.obs
+        if result.terminated[0]:
+            paused = True
+            break
+    kpis = {
+        "days": len(caps),
+        "return": round(sums["return"], 6),
+        "inboxed_share": round(sums["inbox"] / max(sums["demand"], 1.0), 6),
+        "complaint_rate": round(sums["complaints"] / max(sums["delivered_fbl"], 1.0), 8),
+        "bounce_rate": round(sums["bounced"] / max(sums["first"], 1.0), 8),
+        "paused": paused,
+    }
+    return Schedule(scenario, dict(env_kwargs), seed, PROVIDERS, np.array(shares), np.array(caps, np.int64),
+                    np.array(demand, np.int64), kpis)
+
+
+# --------------------------------------------------------------------------------------------- files
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary sibling, fsync, rename: a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _schedule_csv(schedule: Schedule) -> bytes:
+    rows = schedule.rows()
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["day"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue().encode()
+
+
+@dataclass
+class ExportResult:
+    out: Path
+    card: dict[str, Any]
+    schedule: Schedule
+
+
+def export_run(run_dir: str | Path, out: str | Path, scenario: str | None = None, days: int | None = None,
+               seed: int = 0, best: bool = True) -> ExportResult:
+    """Export ``run_dir`` into ``out``; the schedule comes from the exported graph itself, not the SB3 model."""
+    from agents.ppo import RunError, load_run
+    from envs.dynamics import FBL
+    from envs.observation import LAYOUT
+    from envs.scenario import PROVIDERS, ScenarioError, get_scenario
+
+    if rt.feature_names(PROVIDERS) != LAYOUT.names:
+        raise ExportError("agents/runtime.py's feature list no longer matches envs/observation.py; update both")
+    try:
+        artifacts = load_run(run_dir, best=best)
+    except RunError as exc:
+        raise ExportError(str(exc)) from None
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = build_onnx(artifacts, PROVIDERS)
+    onnx_bytes = model.SerializeToString()
+    sha = hashlib.sha256(onnx_bytes).hexdigest()
+
+    env_id = scenario or artifacts.env_id
+    env_kwargs = dict(artifacts.config.get("env_kwargs") or {}) if scenario is None else {}
+    if days is not None:
+        env_kwargs["horizon"] = int(days)
+    try:
+        get_scenario(env_id, **env_kwargs)
+    except ScenarioError as exc:
+        raise ExportError(str(exc)) from None
+
+    schedule_info = {"scenario": env_id, "env_kwargs": env_kwargs, "seed": seed, "files": [SCHEDULE_CSV, SCHEDULE_JSON]}
+    card = policy_card(artifacts, sha, PROVIDERS, list(FBL), {}, schedule_info)
+    # Roll the schedule out with the graph as written, through the same runtime a scheduler uses.
+    tmp_onnx = out / f".{rt.ONNX_FILE}.check"
+    tmp_onnx.write_bytes(onnx_bytes)
+    try:
+        session = rt._session(tmp_onnx)
+    finally:
+        tmp_onnx.unlink()
+    schedule = rollout_schedule(rt.RuntimePolicy(rt.Runtime(card, session, out / rt.CARD_FILE)), env_id, env_kwargs,
+                                seed)
+    card["kpis"]["schedule_rollout"] = schedule.kpis
+    atomic_write_bytes(out / rt.ONNX_FILE, onnx_bytes)
+    atomic_write_bytes(out / SCHEDULE_CSV, _schedule_csv(schedule))
+    atomic_write_bytes(out / SCHEDULE_JSON, (json.dumps(schedule.to_json(), indent=1) + "\n").encode())
+    # The card goes last: it vouches for the other files.
+    atomic_write_bytes(out / rt.CARD_FILE, (json.dumps(card, indent=1) + "\n").encode())
+    return ExportResult(out, card, schedule)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"ipwarmup export: {message}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = _Parser(prog="ipwarmup export", description="Export a trained run to ONNX, a policy card and a schedule.")
+    parser.add_argument("run_dir", type=Path, help="training run folder (config.yaml, model.zip, vecnormalize.pkl)")
+    parser.add_argument("--out", type=Path, required=True, help="folder to write policy.onnx, policy.json, schedule.*")
+    parser.add_argument("--scenario", help="env id for the schedule rollout (default: the training env and kwargs)")
+    parser.add_argument("--days", type=int, help="schedule length in days (default: the scenario's horizon)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the schedule rollout")
+    parser.add_argument("--last", action="store_true", help="export model.zip even if best_model.zip exists")
+    args = parser.parse_args(argv)
+    try:
+        result = export_run(args.run_dir, args.out, args.scenario, args.days, args.seed, best=not args.last)
+    except (ExportError, rt.CardError) as exc:
+        print(f"ipwarmup export: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    k = result.schedule.kpis
+    print(f"wrote {result.out / rt.ONNX_FILE}, {rt.CARD_FILE}, {SCHEDULE_CSV}, {SCHEDULE_JSON}")
+    print(f"schedule: {result.schedule.scenario}, {k['days']} days, seed {result.schedule.seed}: inboxed share "
+          f"{k['inboxed_share']:.3f}, complaint rate {k['complaint_rate']:.4%}, paused {k['paused']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,493 @@
+"""The scheduler-side runtime: a policy card + ONNX file turn daily delivery statistics into tomorrow's caps.
+
+Imports only numpy, onnxruntime and the standard library (a test checks it in a fresh interpreter), so a
+production scheduler can run it without PyTorch, stable-baselines3 or gymnasium. That is also why it does
+not import ``envs``: the observation is recomputed here from the sender's own statistics, following the
+feature definitions in :data:`PROVIDER_FEATURES` / :data:`GLOBAL_FEATURES` (the one place that logic lives;
+``tests/test_runtime.py`` checks it against ``envs.observation.build_observation`` on simulated days).
+
+Statistics (per calendar day and provider; counts are emails, i.e. recipients):
+
+=====================  ========  ====================================================================
+column                 required  meaning
+=====================  ========  ====================================================================
+date, provider         yes       the UTC day and the provider name (one of the card's providers)
+sent                   yes       delivery attempts on the new IP that day (first attempts + retries)
+delivered              yes       accepted by the provider (SES Delivery events)
+deferred               yes       4xx temporary failures (SES DeliveryDelay events)
+bounced                yes       hard bounces, unknown users (SES permanent Bounce events)
+blocked                yes       5xx rejections by reputation or policy
+complaints             yes       feedback-loop complaints (ignored for providers without a loop)
+opens                  no        opens of delivered mail
+expired                no        mail whose retry window closed that day
+queued                 no        mail waiting for a retry or in a backlog at the end of the day
+backlog                no        unsent mail waiting at the end of the day (self-hosted, no overflow)
+demand                 no        fresh mail per day for the provider, on all routes
+warmup_percentage      no        the share (0-100) of the provider's mail put on the new IP that day
+first_attempts         no        mail put on the new IP for the first time that day (SES Send events)
+=====================  ========  ====================================================================
+
+Missing optional values: ``backlog`` counts as 0 (SES and ESPs send overflow through other IPs);
+``queued`` is derived as ``deferred - expired + backlog`` (exact without a backlog); ``first_attempts``
+as ``sent`` minus yesterday's retry queue (``queued - backlog``; 0 on the first day of the warm-up);
+``warmup_percentage`` as ``first_attempts / (demand + yesterday's backlog)``. A feature that still
+cannot be computed is passed to the ONNX graph as NaN, which the graph replaces by the training-time
+mean (a normalized 0); :class:`Recommendation` lists every such feature in ``imputed``. Days between
+the warm-up start and the last date with no row for a provider count as days without sending.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+SCHEMA_VERSION = 1
+"""Version of the policy card and of the ONNX graph's interface; a runtime refuses any other."""
+CARD_FILE = "policy.json"
+ONNX_FILE = "policy.onnx"
+INPUT_NAME = "observations"
+ACTION_OUTPUT = "action"
+SHARE_OUTPUT = "share"
+METADATA_PREFIX = "ipwarmup."
+
+ACTION_DECADES = 4.0
+MIN_SHARE = 10.0**-ACTION_DECADES
+MAX_DAY = 1000.0
+SES_WINDOW_DAYS = 7.0
+"""Mean age of SES's exponentially weighted rate window, as the simulator models it (envs/dynamics.py)."""
+
+REQUIRED_COLUMNS: tuple[str, ...] = ("sent", "delivered", "deferred", "bounced", "blocked", "complaints")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("opens", "expired", "queued", "backlog", "demand", "warmup_percentage",
+                                     "first_attempts")
+COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+
+
+class CardError(ValueError):
+    """The policy card or ONNX file is unusable or they do not belong together; the message says why."""
+
+
+class HistoryError(ValueError):
+    """The statistics given to :meth:`Runtime.recommend` are inconsistent; the message says which."""
+
+
+@dataclass(frozen=True)
+class FeatureDef:
+    """How one observation entry is computed from daily statistics (the text goes into the policy card)."""
+
+    name: str
+    unit: str
+    computed_as: str
+
+
+PROVIDER_FEATURES: tuple[FeatureDef, ...] = (
+    FeatureDef("warmup_share_log10", "log10(fraction)", "log10(clip(warmup_percentage / 100, 1e-4, 1))"),
+    FeatureDef("sent_log10", "log10(1 + emails)", "log10(1 + sent)"),
+    FeatureDef("delivered_rate", "fraction of sent", "delivered / sent (0 when sent = 0)"),
+    FeatureDef("deferred_rate", "fraction of sent", "deferred / sent (0 when sent = 0)"),
+    FeatureDef("bounce_rate", "fraction of sent", "bounced / sent (0 when sent = 0)"),
+    FeatureDef("blocked_rate", "fraction of sent", "blocked / sent (0 when sent = 0)"),
+    FeatureDef("complaint_rate", "fraction of delivered",
+               "complaints / delivered for providers with a feedback loop, else 0 (0 when delivered = 0)"),
+    FeatureDef("open_rate", "fraction of delivered", "opens / delivered (0 when delivered = 0)"),
+    FeatureDef("expired_log10", "log10(1 + emails)", "log10(1 + expired)"),
+    FeatureDef("queued_log10", "log10(1 + emails)", "log10(1 + queued)"),
+    FeatureDef("demand_log10", "log10(1 + emails)", "log10(1 + demand + backlog)"),
+)
+GLOBAL_FEATURES: tuple[FeatureDef, ...] = (
+    FeatureDef("day", "days", "min(days since the warm-up start, counting the first day as 1, 1000)"),
+    FeatureDef("demand_total_log10", "log10(1 + emails)", "log10(1 + sum of demand over providers)"),
+    FeatureDef("ses_bounce_rate", "fraction",
+               "sum_t w^(age_t) bounced_t / max(sum_t w^(age_t) first_attempts_t, 1), w = exp(-1/7), all providers"),
+    FeatureDef("ses_complaint_rate", "fraction",
+               "sum_t w^(age_t) complaints_t / max(sum_t w^(age_t) delivered_t, 1), w = exp(-1/7), "
+               "providers with a feedback loop only"),
+)
+
+
+def feature_names(providers: Sequence[str]) -> list[str]:
+    """The flat observation's entry names: provider features per provider, then the global ones."""
+    return [f"{p}.{f.name}" for p in providers for f in PROVIDER_FEATURES] + [f.name for f in GLOBAL_FEATURES]
+
+
+def action_to_share(action: np.ndarray) -> np.ndarray:
+    """``share = 10 ** (ACTION_DECADES / 2 * (a - 1))`` for ``a`` clipped to [-1, 1] (envs.observation's rule)."""
+    a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+    return 10.0 ** (ACTION_DECADES / 2.0 * (a - 1.0))
+
+
+def _rate(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.maximum(den, 1), 0.0)
+
+
+def _parse_date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise HistoryError(f"date {value!r} is not an ISO date (YYYY-MM-DD)") from None
+
+
+@dataclass
+class History:
+    """Daily statistics as arrays ``[days, providers]`` from the warm-up start to the last reported day.
+
+    Row ``i`` is warm-up day ``i + 1`` (``start + i``). NaN marks a value that was not reported; absent
+    (date, provider) rows hold zero counts and NaN optional values.
+    """
+
+    start: dt.date
+    providers: tuple[str, ...]
+    values: dict[str, np.ndarray]
+
+    @property
+    def days(self) -> int:
+        return int(self.values["sent"].shape[0])
+
+    @property
+    def last_date(self) -> dt.date:
+        return self.start + dt.timedelta(days=self.days - 1)
+
+    @staticmethod
+    def from_rows(rows: Iterable[Mapping[str, Any]], providers: Sequence[str],
+                  start: dt.date | str | None = None) -> History:
+        """Build from mappings with ``date``, ``provider`` and the columns; None or NaN means not reported."""
+        providers = tuple(providers)
+        parsed: dict[tuple[dt.date, int], Mapping[str, Any]] = {}
+        for row in rows:
+            day = _parse_date(row.get("date"))
+            name = row.get("provider")
+            if name not in providers:
+                raise HistoryError(f"unknown provider {name!r} on {day}; the policy knows {', '.join(providers)}")
+            key = (day, providers.index(str(name)))
+            if key in parsed:
+                raise HistoryError(f"two rows for {name} on {day}")
+            parsed[key] = row
+        first = min((d for d, _ in parsed), default=None)
+        begin = _parse_date(start) if start is not None else first
+        if begin is None:
+            raise HistoryError("no statistics and no warm-up start date given")
+        if first is not None and first < begin:
+            raise HistoryError(f"statistics for {first} predate the warm-up start {begin}")
+        last = max((d for d, _ in parsed), default=begin - dt.timedelta(days=1))
+        n_days = (last - begin).days + 1
+        values = {c: np.zeros((n_days, len(providers))) for c in REQUIRED_COLUMNS}
+        values.update({c: np.full((n_days, len(providers)), np.nan) for c in OPTIONAL_COLUMNS})
+        for (day, p), row in parsed.items():
+            i = (day - begin).days
+            for column in COLUMNS:
+                value = row.get(column)
+                if value is None or (isinstance(value, float) and math.isnan(value)):
+                    if column in REQUIRED_COLUMNS:
+                        raise HistoryError(f"{providers[p]} on {day}: required value {column!r} is missing")
+                    continue
+                number = float(value)
+                if not math.isfinite(number) or number < 0:
+                    raise HistoryError(f"{providers[p]} on {day}: {column} must be a non-negative number, "
+                                       f"got {value!r}")
+                values[column][i, p] = number
+        return History(begin, providers, values)
+
+
+@dataclass
+class Recommendation:
+    """Tomorrow's per-provider caps (emails; None without a demand figure) and warm-up percentages."""
+
+    date: dt.date
+    day: int
+    providers: tuple[str, ...]
+    warmup_percentage: dict[str, float]
+    caps: dict[str, int | None]
+    action: list[float]
+    imputed: list[str] = field(default_factory=list)
+
+    @property
+    def total_cap(self) -> int | None:
+        caps = list(self.caps.values())
+        return None if any(c is None for c in caps) else int(sum(c for c in caps if c is not None))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "date": self.date.isoformat(),
+            "day": self.day,
+            "providers": {p: {"warmup_percentage": self.warmup_percentage[p], "cap": self.caps[p]}
+                          for p in self.providers},
+            "total_cap": self.total_cap,
+            "action": self.action,
+            "imputed": self.imputed,
+        }
+
+
+def derived_columns(history: History, fbl: np.ndarray) -> dict[str, np.ndarray]:
+    """Fill the optional columns that follow from the others (see the module docstring); NaN stays NaN."""
+    v = dict(history.values)
+    backlog = np.where(np.isnan(v["backlog"]), 0.0, v["backlog"])
+    # np.maximum propagates NaN, so an underivable value stays unknown.
+    queued = np.where(np.isnan(v["queued"]), np.maximum(v["deferred"] - v["expired"] + backlog, 0.0), v["queued"])
+    retry_left = np.vstack([np.zeros((1, queued.shape[1])), queued[:-1] - backlog[:-1]])
+    first = np.where(np.isnan(v["first_attempts"]), np.maximum(v["sent"] - retry_left, 0.0), v["first_attempts"])
+    prev_backlog = np.vstack([np.zeros((1, backlog.shape[1])), backlog[:-1]])
+    available = v["demand"] + prev_backlog
+    with np.errstate(invalid="ignore", divide="ignore"):
+        estimate = np.where(np.isnan(available), np.nan, _rate(first, available))
+    share = np.where(np.isnan(v["warmup_percentage"]), estimate, v["warmup_percentage"] / 100.0)
+    v.update(backlog=backlog, queued=queued, first_attempts=first, share=share,
+             fbl_complaints=v["complaints"] * fbl)
+    return v
+
+
+def observations(history: History, fbl: np.ndarray, frames: int, demand_hint: np.ndarray | None = None) -> np.ndarray:
+    """The raw observations ``[frames, n_features]`` (float32, NaN = unknown) of the last ``frames`` days.
+
+    Frame ``-1`` is the last reported day; before warm-up day 1 comes the day-0 observation the simulator
+    shows at reset (nothing sent, share 10^-4, day 1's demand or ``demand_hint`` before any day is
+    reported); earlier frames are all NaN (the graph's zero padding).
+    """
+    v = derived_columns(history, fbl)
+    d, n_p = history.days, len(history.providers)
+    first_day = max(d - frames + 1, 0)  # warm-up day of the first frame (0 = the reset observation)
+    rows = np.arange(max(first_day - 1, 0), d)  # history rows feeding the frames
+    zero_row = first_day == 0
+    k = len(rows) + zero_row
+
+    def take(column: str) -> np.ndarray:
+        data = v[column][rows]
+        if zero_row:
+            data = np.vstack([np.zeros((1, n_p)), data])
+        return data
+
+    sent, delivered = take("sent"), take("delivered")
+    if d:
+        demand_row = v["demand"][0]
+    else:
+        demand_row = np.full(n_p, np.nan) if demand_hint is None else np.asarray(demand_hint, np.float64)
+    per = np.empty((k, n_p, len(PROVIDER_FEATURES)))
+    share = take("share")
+    if zero_row:
+        share[0] = MIN_SHARE
+    per[..., 0] = np.log10(np.clip(share, MIN_SHARE, 1.0))
+    per[..., 1] = np.log10(1.0 + sent)
+    per[..., 2] = _rate(delivered, sent)
+    per[..., 3] = _rate(take("deferred"), sent)
+    per[..., 4] = _rate(take("bounced"), sent)
+    per[..., 5] = _rate(take("blocked"), sent)
+    per[..., 6] = _rate(take("fbl_complaints"), delivered)
+    per[..., 7] = _rate(take("opens"), delivered)
+    per[..., 8] = np.log10(1.0 + take("expired"))
+    per[..., 9] = np.log10(1.0 + take("queued"))
+    demand = v["demand"][rows] if len(rows) else np.empty((0, n_p))
+    if zero_row:
+        demand = np.vstack([demand_row[None], demand])
+    per[..., 10] = np.log10(1.0 + demand + take("backlog"))
+
+    # SES's weighted window over every day from the start to each frame's day.
+    w = math.exp(-1.0 / SES_WINDOW_DAYS)
+    frame_days = np.arange(first_day, d + 1)  # warm-up day of each frame
+    ages = frame_days[:, None] - np.arange(1, d + 1)[None, :]  # [k, d]
+    weights = np.where(ages >= 0, w ** np.maximum(ages, 0), 0.0)
+    ses_sent = weights @ v["first_attempts"].sum(-1)
+    ses_bounced = weights @ v["bounced"].sum(-1)
+    ses_delivered = weights @ (v["delivered"] * fbl).sum(-1)
+    ses_complaints = weights @ v["fbl_complaints"].sum(-1)
+    glob = np.stack([
+        np.minimum(frame_days, MAX_DAY).astype(np.float64),
+        np.log10(1.0 + demand.sum(-1)),
+        np.clip(ses_bounced / np.maximum(ses_sent, 1.0), 0.0, 1.0),
+        np.clip(ses_complaints / np.maximum(ses_delivered, 1.0), 0.0, 1.0),
+    ], axis=-1)
+    obs = np.concatenate([per.reshape(k, -1), glob], axis=-1).astype(np.float32)
+    if k < frames:
+        obs = np.vstack([np.full((frames - k, obs.shape[1]), np.nan, np.float32), obs])
+    return obs
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _session(path: Path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # a 64-unit MLP: threads cost more than they save
+    options.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise CardError(f"{path} is not a loadable ONNX model ({type(exc).__name__})") from None
+
+
+class Runtime:
+    """A loaded policy card and its ONNX graph: observations in, actions and shares out."""
+
+    def __init__(self, card: dict[str, Any], session: ort.InferenceSession, card_path: Path) -> None:
+        self.card = card
+        self.card_path = card_path
+        self.session = session
+        self.providers: tuple[str, ...] = tuple(card["providers"])
+        self.frame_stack = int(card["frame_stack"])
+        self.fbl = np.array([bool(card["feedback_loop"][p]) for p in self.providers])
+        self.n_features = len(card["observation"]["features"])
+
+    def act(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Actions and shares ``[n, P]`` for raw observation histories ``[n, frame_stack, n_features]``."""
+        x = np.ascontiguousarray(frames, dtype=np.float32)
+        action, share = self.session.run((ACTION_OUTPUT, SHARE_OUTPUT), {INPUT_NAME: x})
+        return action, share
+
+    def observations(self, history: History, demand_hint: np.ndarray | None = None) -> np.ndarray:
+        """The graph input for one history: ``[frame_stack, n_features]``."""
+        return observations(history, self.fbl, self.frame_stack, demand_hint)
+
+    def recommend(self, history: History | Iterable[Mapping[str, Any]], *,
+                  start: dt.date | str | None = None, demand: Mapping[str, float] | None = None) -> Recommendation:
+        """Tomorrow's caps from the statistics so far (rows or a :class:`History`).
+
+        ``start`` is the warm-up's first day (default: the first date in the statistics); ``demand`` gives
+        tomorrow's mail per provider (default: each provider's demand on the last day, if reported).
+        """
+        if not isinstance(history, History):
+            history = History.from_rows(history, self.providers, start)
+        if history.providers != self.providers:
+            raise HistoryError(f"history providers {history.providers} differ from the card's {self.providers}")
+        hint = None if demand is None else np.array([float(demand.get(p, math.nan)) for p in self.providers])
+        obs = self.observations(history, hint)
+        action, share = self.act(obs[None])
+        names = feature_names(self.providers)
+        real = ~np.all(np.isnan(obs), axis=1)
+        imputed = sorted({names[j] for j in np.flatnonzero(np.isnan(obs[real]).any(axis=0))})
+        tomorrow = history.last_date + dt.timedelta(days=1)
+        caps: dict[str, int | None] = {}
+        backlog = history.values["backlog"][-1] if history.days else np.zeros(len(self.providers))
+        for i, p in enumerate(self.providers):
+            if demand is not None and p in demand:
+                available = float(demand[p])
+            else:
+                available = float(history.values["demand"][-1, i]) if history.days else math.nan
+            if not math.isnan(backlog[i]):
+                available += float(backlog[i])
+            caps[p] = None if math.isnan(available) else int(math.floor(float(share[0, i]) * available))
+        return Recommendation(
+            date=tomorrow,
+            day=history.days + 1,
+            providers=self.providers,
+            warmup_percentage={p: round(100.0 * float(share[0, i]), 6) for i, p in enumerate(self.providers)},
+            caps=caps,
+            action=[float(a) for a in action[0]],
+            imputed=imputed,
+        )
+
+
+def _check_card(card: Any, path: Path) -> None:
+    if not isinstance(card, dict):
+        raise CardError(f"{path} is not a policy card (a JSON object)")
+    version = card.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise CardError(f"{path} has schema_version {version!r}; this runtime reads schema_version {SCHEMA_VERSION}"
+                        " (re-export the policy with this version of ipwarmup)")
+    for key in ("providers", "frame_stack", "observation", "feedback_loop", "onnx"):
+        if key not in card:
+            raise CardError(f"{path} has no {key!r} entry")
+    if not isinstance(card["providers"], list) or set(card["feedback_loop"]) != set(card["providers"]):
+        raise CardError(f"{path}: providers must be a list and feedback_loop must name every provider")
+
+
+def _check_features(card: dict[str, Any], path: Path) -> None:
+    """The card's features must be exactly the ones this runtime computes, in the same order."""
+    expected = feature_names(card["providers"])
+    names = [f.get("name") for f in card["observation"].get("features", [])]
+    if names != expected:
+        first = next(i for i, (a, b) in enumerate(zip(names + [None], expected + [None], strict=False)) if a != b)
+        raise CardError(f"{path} lists observation features this runtime does not compute the same way "
+                        f"(entry {first}: {names[first] if first < len(names) else None!r}, "
+                        f"expected {expected[first] if first < len(expected) else None!r})")
+
+
+def load(card_path: str | Path, onnx_path: str | Path | None = None) -> Runtime:
+    """Load and cross-check a policy card (file or folder) and its ONNX graph; refuse any mismatch."""
+    card_path = Path(card_path)
+    if card_path.is_dir():
+        card_path = card_path / CARD_FILE
+    try:
+        card = json.loads(card_path.read_text())
+    except FileNotFoundError:
+        raise CardError(f"{card_path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CardError(f"{card_path} is not valid JSON ({exc})") from None
+    _check_card(card, card_path)
+    onnx_file = Path(onnx_path) if onnx_path is not None else card_path.parent / card["onnx"]["file"]
+    if not onnx_file.exists():
+        raise CardError(f"{onnx_file} does not exist")
+    digest = file_sha256(onnx_file)
+    if digest != card["onnx"].get("sha256"):
+        raise CardError(f"{onnx_file} does not match {card_path}: its sha256 is {digest[:12]}..., the card "
+                        f"expects {str(card['onnx'].get('sha256'))[:12]}... (export them together)")
+    session = _session(onnx_file)
+    meta = session.get_modelmeta().custom_metadata_map
+    checks = {
+        "schema_version": str(SCHEMA_VERSION),
+        "providers": json.dumps(list(card["providers"])),
+        "frame_stack": str(card["frame_stack"]),
+        "features": json.dumps(feature_names(card["providers"])),
+    }
+    for key, value in checks.items():
+        found = meta.get(METADATA_PREFIX + key)
+        if found != value:
+            raise CardError(f"{onnx_file} was exported with {key} {found!r} but {card_path} says {value!r}")
+    _check_features(card, card_path)
+    inputs = session.get_inputs()
+    expected_shape = [card["frame_stack"], len(feature_names(card["providers"]))]
+    if [i.name for i in inputs] != [INPUT_NAME] or list(inputs[0].shape[1:]) != expected_shape:
+        raise CardError(f"{onnx_file} has inputs {[(i.name, i.shape) for i in inputs]}, not "
+                        f"{INPUT_NAME} [batch, {expected_shape[0]}, {expected_shape[1]}]")
+    return Runtime(card, session, card_path)
+
+
+class RuntimePolicy:
+    """An exported policy behind SB3's ``predict`` on simulator observations ``[n, n_features]``.
+
+    Keeps the last ``frame_stack`` raw observations per env (NaN-padded after an episode start, which the
+    graph turns into the zero frames VecFrameStack shows), so it acts exactly like ``agents.ppo.RunPolicy``.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.buffer: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self.buffer = None
+
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: np.ndarray | None = None,
+                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+        obs = np.asarray(observation, np.float32)
+        single = obs.ndim == 1
+        batch = obs[None] if single else obs
+        n, size = batch.shape
+        k = self.runtime.frame_stack
+        if self.buffer is None or self.buffer.shape[0] != n:
+            self.buffer = np.full((n, k, size), np.nan, np.float32)
+        elif episode_start is not None:
+            self.buffer[np.asarray(episode_start, bool)] = np.nan
+        self.buffer[:, :-1] = self.buffer[:, 1:]
+        self.buffer[:, -1] = batch
+        action, _ = self.runtime.act(self.buffer)
+        return (action[0] if single else action), state
+
+
+def load_card_policy(path: str | Path, env: Any = None) -> RuntimePolicy:
+    """``agents.load_policy`` for a policy card (``policy.json`` or its folder); ``env`` is unused."""
+    return RuntimePolicy(load(path))
