@@ -1,0 +1,104 @@
+"""``ipwarmup recommend --policy DIR --stats FILE``: tomorrow's per-provider caps from the sender's own statistics.
+
+Runs on the scheduler side: it imports only the runtime (numpy, onnxruntime) and the statistics readers,
+never PyTorch or gymnasium. ``--stats`` is a CSV (see :mod:`agents.runtime` for the columns) or Amazon SES
+event-publishing JSON lines (see :mod:`agents.ses_events`); ``--demand`` supplies tomorrow's mail per
+provider when the statistics carry no ``demand`` column (SES events never do). Errors are one line on
+stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from agents import runtime as rt
+from agents.ses_events import EventSummary, StatsError, read_stats
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"ipwarmup recommend: {message}\n")
+
+
+def parse_demand(items: Sequence[str], providers: Sequence[str]) -> dict[str, float]:
+    """``PROVIDER=EMAILS`` pairs; every provider must be given once."""
+    demand: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name not in providers:
+            raise StatsError(f"--demand {item!r}: expected PROVIDER=EMAILS with PROVIDER one of {', '.join(providers)}")
+        try:
+            demand[name] = float(int(value))
+        except ValueError:
+            raise StatsError(f"--demand {item!r}: {value!r} is not a whole number of emails") from None
+        if demand[name] < 0:
+            raise StatsError(f"--demand {item!r}: must not be negative")
+    missing = [p for p in providers if p not in demand]
+    if demand and missing:
+        raise StatsError(f"--demand is missing {', '.join(missing)} (give every provider, 0 if none)")
+    return demand
+
+
+def format_table(rec: rt.Recommendation, summary: EventSummary | None) -> str:
+    lines = [f"Caps for {rec.date.isoformat()} (warm-up day {rec.day})", "",
+             f"{'provider':<12}{'warm-up %':>12}{'cap (emails)':>16}"]
+    for p in rec.providers:
+        cap = rec.caps[p]
+        lines.append(f"{p:<12}{rec.warmup_percentage[p]:>12.3f}{'n/a' if cap is None else f'{cap:,}':>16}")
+    total = rec.total_cap
+    lines.append(f"{'total':<12}{'':>12}{'n/a' if total is None else f'{total:,}':>16}")
+    if total is None:
+        lines += ["", "caps need tomorrow's demand: add a demand column or --demand PROVIDER=EMAILS ..."]
+    if rec.imputed:
+        lines += ["", f"not in the statistics, set to the training mean: {', '.join(rec.imputed)}"]
+    if summary is not None:
+        used = ", ".join(f"{k} {v:,}" for k, v in sorted(summary.events.items()))
+        lines += ["", f"SES events read: {used}"]
+        if summary.rejected:
+            lines.append(f"rejected by SES before sending (not counted as sent): {summary.rejected:,} recipients")
+        if summary.ignored:
+            ignored = ", ".join(f"{k} {v:,}" for k, v in sorted(summary.ignored.items()))
+            lines.append(f"not used by the policy: {ignored}")
+    return "\n".join(lines)
+
+
+def recommend(policy: Path, stats: Path, mapping: Path | None = None, demand: Sequence[str] = (),
+              start: str | None = None) -> tuple[rt.Recommendation, EventSummary | None]:
+    """Load the card, read the statistics, and ask the runtime for tomorrow's caps."""
+    runtime = rt.load(policy)
+    rows, summary = read_stats(stats, runtime.providers, mapping)
+    return runtime.recommend(rows, start=start, demand=parse_demand(demand, runtime.providers) or None), summary
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = _Parser(prog="ipwarmup recommend", description="Tomorrow's per-provider caps from delivery statistics.")
+    parser.add_argument("--policy", type=Path, required=True, help="exported policy folder or its policy.json")
+    parser.add_argument("--stats", type=Path, required=True, help="statistics CSV or SES event JSON lines")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--mapping", type=Path, help="JSON/YAML {provider: [domains]} for SES recipients")
+    parser.add_argument("--demand", nargs="+", default=[], metavar="PROVIDER=EMAILS",
+                        help="tomorrow's mail per provider (default: the statistics' last demand values)")
+    parser.add_argument("--start", help="warm-up start date YYYY-MM-DD (default: the first date in the statistics)")
+    args = parser.parse_args(argv)
+    try:
+        rec, summary = recommend(args.policy, args.stats, args.mapping, args.demand, args.start)
+    except (rt.CardError, rt.HistoryError, StatsError) as exc:
+        print(f"ipwarmup recommend: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if args.json:
+        out: dict[str, Any] = rec.as_dict()
+        if summary is not None:
+            out["ses_events"] = {"events": dict(summary.events), "ignored": dict(summary.ignored),
+                                 "rejected_recipients": summary.rejected}
+        print(json.dumps(out, indent=1))
+    else:
+        print(format_table(rec, summary))
+
+
+if __name__ == "__main__":
+    main()
