@@ -30,14 +30,25 @@ from envs.simulator import Simulator
 
 T = TypeVar("T")
 
-MULTIPLIERS: tuple[float, ...] = (0.1, 0.25, 0.4, 0.55, 0.7, 0.85, 1.0, 1.15, 1.4, 1e9)
-"""Candidate volumes as multiples of tomorrow's true limit; 1e9 means 'all the provider's mail'."""
-HORIZON = 10
+MULTIPLIERS: tuple[float, ...] = (0.1, 0.25, 0.4, 0.55, 0.7, 0.85, 1.0, 1.15, 1.4)
+"""Candidate rules 'send m x tomorrow's true acceptance limit (and at least the queued mail about to
+expire)', one per m."""
+GROWTHS: tuple[float, ...] = (1.2, 1.35, 1.5)
+"""Candidate rules 'send g x the recent-peak accepted volume (at least 500)': a steady ramp that keeps
+a queue draining where mail waits for the new IP."""
+SHARES: tuple[float, ...] = (0.7, 0.85, 1.0)
+"""Candidate rules 'send this share of the provider's mail' (1.0: all of it; 0.85 leaves out the
+never-engaged tier of a typical list)."""
+HORIZON = 15
 """Look-ahead days per decision."""
-COST_WEIGHT = 0.0
+SWITCH_DAYS: tuple[int, ...] = (1, 3, 6)
+"""Each rule is also tried for only this many look-ahead days, then 'send all': a ramp that holds mail
+back while trust builds (where unsent mail waits in a queue) and then releases it."""
+COST_WEIGHT = 0.3
 """Weight of the env's reward costs (complaints, bounces, blocks, lost and deferred mail) in the planning
 objective next to inboxed mail. 0 plans for the headline KPI, inboxed share of demand; 1 plans for the
-env's reward."""
+env's reward, which (with a complaint costing hundreds of inboxed emails) leaves the never-engaged tier
+unsent. 0.3 keeps the oracle on the headline KPI while still paying for complaints, bounces and lost mail."""
 PAUSE_PENALTY = 1e9
 """Planning value lost by a candidate under which SES pauses the account: never worth it."""
 
@@ -92,13 +103,24 @@ class OraclePolicy(Policy):
     name = "oracle"
 
     def __init__(self, env: Any = None, horizon: int = HORIZON, multipliers: tuple[float, ...] = MULTIPLIERS,
-                 cost_weight: float = COST_WEIGHT) -> None:
+                 growths: tuple[float, ...] = GROWTHS, shares: tuple[float, ...] = SHARES,
+                 switch_days: tuple[int, ...] = SWITCH_DAYS, cost_weight: float = COST_WEIGHT) -> None:
         super().__init__()
         self.cost_weight = cost_weight
-        if horizon < 1 or not multipliers:
-            raise ValueError("the oracle needs a horizon >= 1 and at least one candidate multiplier")
+        if horizon < 1 or not (multipliers or shares):
+            raise ValueError("the oracle needs a horizon >= 1 and at least one candidate")
         self.horizon = horizon
-        self.multipliers = np.asarray(multipliers, np.float64)
+        # One row per candidate: a limit multiple, a growth factor or a fixed share (the other two NaN).
+        nan = np.full(len(multipliers) + len(growths) + len(shares), np.nan)
+        a, b = len(multipliers), len(multipliers) + len(growths)
+        mult, grow, fixed = nan.copy(), nan.copy(), nan.copy()
+        mult[:a], grow[a:b], fixed[b:] = multipliers, growths, shares
+        # ... each held for the whole look-ahead, or for `switch` days and then 'send all'.
+        switch = [s for s in sorted(set(switch_days)) if 0 < s < horizon] + [horizon]
+        self.multipliers = np.tile(mult, len(switch))
+        self.shares = np.tile(fixed, len(switch))
+        self.growths = np.tile(grow, len(switch))
+        self.switch = np.repeat(switch, mult.size)
         self._sims: list[Simulator] = []
         if env is not None:
             self.bind(env)
@@ -122,6 +144,9 @@ class OraclePolicy(Policy):
         n, c = state.day.shape[0], self.multipliers.size
         st, pr = _repeat(state, c), _repeat(params, c)
         m = np.tile(self.multipliers, n)[:, None]
+        fixed = np.tile(self.shares, n)[:, None]
+        switch = np.tile(self.switch, n)[:, None]
+        grow = np.tile(self.growths, n)[:, None]
         cold = np.asarray(rules.cold_capacity)
         draws = ExpectedDraws()
         value = np.zeros((n * c, P))
@@ -129,8 +154,11 @@ class OraclePolicy(Policy):
         for h in range(self.horizon):
             limit = throttle_limit(rules, st.trust, st.peak, cold)
             avail = pr.demand + st.backlog.sum(-1)
-            target = np.maximum(m * limit - st.retry.sum(-1), 0.0)
-            share = np.clip(target / np.maximum(avail, 1), MIN_SHARE, 1.0)
+            expiring = st.backlog[..., -1]  # queued mail whose window closes tonight (overflow 'none' only)
+            target = np.where(np.isnan(grow), np.maximum(m * limit - st.retry.sum(-1), expiring),
+                              grow * np.maximum(st.peak, 500.0))
+            share = np.where(np.isnan(fixed), target / np.maximum(avail, 1), fixed)
+            share = np.clip(np.where(h < switch, share, 1.0), MIN_SHARE, 1.0)
             if h == 0:
                 first = share
             outcome = simulate_day(rules, pr, st, share, draws)  # type: ignore[arg-type]

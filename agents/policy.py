@@ -71,9 +71,8 @@ class Policy:
         n = obs.shape[0]
         starts = np.zeros(n, bool) if episode_start is None else np.asarray(episode_start, bool).reshape(n).copy()
         starts |= day(obs) == 0
-        if self._n != n:
+        if self._n != n:  # a new batch size: fresh memory for every row (a mid-episode row acts from it)
             self._n, self.memory = n, self.initial_memory(n)
-            starts[:] = True
         elif starts.any():
             fresh = self.initial_memory(n)
             for key, value in fresh.items():
