@@ -1,0 +1,65 @@
+"""The oracle reads the hidden state through its documented channel, never changes it, and plans well."""
+
+from __future__ import annotations
+
+import gymnasium
+import numpy as np
+import pytest
+
+import envs
+from agents import load_policy, run_episodes
+from agents.oracle import ExpectedDraws, OraclePolicy, simulators
+
+
+def test_unbound_or_misbound_oracle_says_so() -> None:
+    env = gymnasium.make("ipwarmup/NewIP-v0")
+    obs, _ = env.reset(seed=0)
+    with pytest.raises(RuntimeError, match="not bound"):
+        OraclePolicy().predict(obs)
+    with pytest.raises(RuntimeError, match="do not match"):
+        OraclePolicy(env).predict(np.stack([obs, obs]))
+
+
+def test_finds_the_simulator_behind_every_kind_of_env() -> None:
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    single = gymnasium.make("ipwarmup/AddIP-v0")
+    vec = envs.WarmupVectorEnv(3, "AddIP-v0")
+    dummy = DummyVecEnv([lambda: gymnasium.make("ipwarmup/AddIP-v0")] * 2)
+    assert [s.n for s in simulators(single)] == [1]
+    assert [s.n for s in simulators(vec)] == [3]
+    assert len(simulators(dummy)) == 2 and len(simulators([single, single])) == 2
+    with pytest.raises(TypeError, match="exposes no Simulator"):
+        simulators(object())
+
+
+def test_planning_leaves_the_real_state_untouched() -> None:
+    env = envs.WarmupVectorEnv(2, "NewIP-v0")
+    obs, _ = env.reset(seed=1)
+    obs, *_ = env.step(np.zeros((2, 5), np.float32))
+    before = env.sim.state.copy()
+    action, _ = load_policy("oracle", env).predict(obs)
+    assert action.shape == (2, 5) and action.dtype == np.float32
+    for name in ("trust", "peak", "retry", "backlog", "day"):
+        np.testing.assert_array_equal(getattr(env.sim.state, name), getattr(before, name))
+
+
+def test_expected_draws_are_means() -> None:
+    draws = ExpectedDraws()
+    assert draws.binomial(np.array([10, 3]), np.array([0.26, 1.0])).tolist() == [3, 3]
+    assert draws.lognormal(0.0, 0.1, size=(2, 2)).tolist() == [[1.0, 1.0], [1.0, 1.0]]
+
+
+@pytest.mark.parametrize("env_id", ["ipwarmup/AddIP-v0", "ipwarmup/Randomized-v0"])
+def test_oracle_beats_the_schedules_where_ramping_matters(env_id: str) -> None:
+    """A short horizon and few seeds: the ceiling still clears the published schedules by a margin."""
+    seeds, kwargs = [0, 1, 2], {"horizon": 25}
+    oracle = np.mean([k["inboxed_share"] for k in run_episodes("oracle", env_id, seeds, kwargs)])
+    for name in ("salesforce-weekly", "braze-moderate", "ses-standard"):
+        baseline = np.mean([k["inboxed_share"] for k in run_episodes(name, env_id, seeds, kwargs)])
+        assert oracle > baseline + 0.01, name
+
+
+def test_oracle_is_deterministic() -> None:
+    a = run_episodes("oracle", "ipwarmup/Rewarm-v0", [7, 8], {"horizon": 6})
+    assert a == run_episodes("oracle", "ipwarmup/Rewarm-v0", [7, 8], {"horizon": 6})
