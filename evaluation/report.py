@@ -1,0 +1,240 @@
+"""Result files: episodes.csv, summary.csv/.md, poi.csv, traces.csv, manifest.json, and the atomic output folder.
+
+Everything is written into a hidden temporary folder beside ``--out`` and renamed into place only when
+complete, so an interrupted or failed run never leaves a folder that looks like a result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from evaluation.runner import EpisodeResult
+from evaluation.specs import EvaluationError
+from evaluation.stats import ALL_ENVS
+
+MANIFEST = "manifest.json"
+PACKAGES = ("numpy", "gymnasium", "stable-baselines3", "torch", "rliable", "arch", "scipy", "pandas", "matplotlib")
+
+# Columns of the Markdown tables, in reading order; the full set is in summary.csv.
+HEADLINE_KPIS = ("inboxed_share", "days_to_full", "worst_complaint_rate", "worst_bounce_rate", "deferral_share",
+                 "blocks", "paused", "return")
+PERCENT_KPIS = frozenset({"inboxed_share", "complaint_rate", "worst_complaint_rate", "bounce_rate", "worst_bounce_rate",
+                          "deferral_share", "paused"})
+
+
+def check_output_dir(out: Path) -> None:
+    """Refuse to replace anything but an earlier results folder (one holding a manifest)."""
+    if out.exists():
+        if not out.is_dir():
+            raise EvaluationError(f"--out {str(out)!r} exists and is a file; choose a folder")
+        if any(out.iterdir()) and not (out / MANIFEST).is_file():
+            raise EvaluationError(f"--out {str(out)!r} exists and is not an evaluate results folder; choose another")
+
+
+@contextmanager
+def atomic_dir(out: Path) -> Iterator[Path]:
+    """Yield a temporary folder; on success it replaces ``out`` by rename, on any failure it is deleted."""
+    check_output_dir(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(old)
+    tmp.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def episodes_frame(results: Sequence[EpisodeResult]) -> pd.DataFrame:
+    """One row per episode: policy, env, seed, then the KPIs in the order ``agents.kpis`` returns them."""
+    rows = [{"policy": r.policy, "env": r.env, "seed": r.seed, **r.kpis} for r in results]
+    return pd.DataFrame(rows)
+
+
+def traces_frame(results: Sequence[EpisodeResult]) -> pd.DataFrame:
+    """Long per-day, per-provider table of the traced episodes (what the plots draw), for users' own plots."""
+    frames = []
+    for r in results:
+        if r.trace is None:
+            continue
+        t = r.trace
+        days, n_p = t.arrays["sent"].shape
+        data: dict[str, Any] = {
+            "policy": r.policy, "env": r.env, "seed": r.seed,
+            "day": np.repeat(np.arange(1, days + 1), n_p),
+            "provider": np.tile(np.array(t.providers), days),
+        }
+        for key, value in t.arrays.items():
+            data[key] = value.reshape(-1)
+        data["ses_bounce_rate"] = np.repeat(t.ses_bounce_rate, n_p)
+        data["ses_complaint_rate"] = np.repeat(t.ses_complaint_rate, n_p)
+        frames.append(pd.DataFrame(data))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Fixed float format so identical numbers give byte-identical files."""
+    frame.to_csv(path, index=False, float_format="%.10g", lineterminator="\n")
+
+
+def _fmt(kpi: str, value: float, never: float = np.inf) -> str:
+    if not np.isfinite(value):
+        return "n/a"
+    if kpi == "days_to_full" and value >= never:
+        return "never"
+    if kpi in PERCENT_KPIS:
+        return f"{100 * value:.3g}%" if abs(value) < 0.01 else f"{100 * value:.1f}%"
+    if kpi == "blocks":
+        return f"{value:,.0f}"
+    if kpi == "days_to_full":
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _cell(kpi: str, row: Mapping[str, Any], never: float) -> str:
+    return f"{_fmt(kpi, row['iqm'], never)} [{_fmt(kpi, row['ci_low'], never)}, {_fmt(kpi, row['ci_high'], never)}]"
+
+
+def _table(summary: pd.DataFrame, poi: pd.DataFrame | None, env: str, policies: Sequence[str], kpis: Sequence[str],
+           reference: str | None, never: float) -> list[str]:
+    header = ["policy", *kpis] + ([f"P(better than {reference})"] if poi is not None else [])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    sub = summary[summary["env"] == env].set_index(["policy", "kpi"])
+    for policy in policies:
+        cells = [policy]
+        for kpi in kpis:
+            cells.append(_cell(kpi, sub.loc[(policy, kpi)], never) if (policy, kpi) in sub.index else "")
+        if poi is not None:
+            hit = poi[(poi["env"] == env) & (poi["policy"] == policy)]
+            cells.append(f"{hit.iloc[0]['poi']:.2f} [{hit.iloc[0]['ci_low']:.2f}, {hit.iloc[0]['ci_high']:.2f}]"
+                         if len(hit) else "reference")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def summary_markdown(summary: pd.DataFrame, poi: pd.DataFrame | None, manifest: Mapping[str, Any],
+                     poi_note: str | None = None, censor: Mapping[str, float] | None = None) -> str:
+    """The tables a reader opens first: across envs, then one per env, headline KPIs as IQM [95% CI]."""
+    cfg = manifest["config"]
+    policies = list(dict.fromkeys(summary["policy"]))
+    envs = [e for e in dict.fromkeys(summary["env"]) if e != ALL_ENVS]
+    kpis = [k for k in HEADLINE_KPIS if k in set(summary["kpi"])]
+    reference = cfg.get("reference")
+    lines = [
+        "# ipwarmup benchmark results",
+        "",
+        f"Command: `{manifest['command']}`  ",
+        f"Config hash: `{manifest['config_hash'][:16]}`; ipwarmup {manifest['ipwarmup_version']}; "
+        f"{cfg['episodes']} episodes per policy and env (seeds {cfg['seeds'][0]}..{cfg['seeds'][-1]}).",
+        "",
+        "Each cell: interquartile mean (IQM) over episodes [95% stratified-bootstrap CI, "
+        f"{cfg['bootstrap_reps']} resamples, rliable]. `paused` is the share of episodes SES paused (a mean). "
+        f"P(better than {reference}) is rliable's probability of improvement on `{cfg['metric']}` "
+        "(0.5 = no difference). `days_to_full` (defined in agents/kpis.py): an episode that "
+        "never gets there counts as horizon + 1 days, shown as `never` when the statistic lands there. "
+        "All KPIs for every env are in `summary.csv`; per-episode values in `episodes.csv`.",
+        "",
+    ]
+    censor = dict(censor or {})
+    if poi_note:
+        lines += [f"_{poi_note}_", ""]
+    if len(envs) > 1:
+        lines += ["## All envs (each env a task)", ""]
+        lines += _table(summary, poi, ALL_ENVS, policies, kpis, reference, max(censor.values(), default=np.inf))
+        lines += [""]
+    for env in envs:
+        lines += [f"## {env}", ""]
+        lines += _table(summary, poi, env, policies, kpis, reference, censor.get(env, np.inf)) + [""]
+    return "\n".join(lines)
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def project_version() -> str:
+    """The installed ipwarmup version, else the one in pyproject.toml (a source checkout)."""
+    version = _version("ipwarmup")
+    if version:
+        return version
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    try:
+        return str(tomllib.loads(pyproject.read_text())["project"]["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "unknown"
+
+
+def git_commit() -> str | None:
+    """HEAD of the source checkout (with ``-dirty`` if it has changes), or None outside git."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10)
+        return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file or of every file under a folder (names included): a changed model changes the hash."""
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        h.update(str(f.relative_to(path) if path.is_dir() else f.name).encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def build_manifest(config: dict[str, Any], command: str, argv: Sequence[str],
+                   elapsed: float | None = None) -> dict[str, Any]:
+    """Everything needed to reproduce or cite a result folder."""
+    return {
+        "ipwarmup_version": project_version(),
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+        "packages": {p: _version(p) for p in PACKAGES},
+        "command": command,
+        "argv": list(argv),
+        "config": config,
+        "config_hash": config_hash(config),
+        "seeds": config["seeds"],
+        "elapsed_seconds": None if elapsed is None else round(elapsed, 2),
+    }
+
+
+def write_json(obj: Any, path: Path) -> None:
+    path.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")

@@ -1,0 +1,149 @@
+"""Env and policy specs as the command line writes them, parsed and validated before any episode runs.
+
+An env spec is a registered id with optional scenario overrides after a colon, comma separated::
+
+    ipwarmup/NewIP-v0
+    ipwarmup/NewIP-v0:horizon=10,demand=20000
+    ipwarmup/Randomized-v0:profile=poor-list
+    ipwarmup/SelfHosted-v0:warmup_days=[14,21,28,40,21]
+
+Values are read as JSON when they parse (numbers, ``true``/``false``, lists) and as strings otherwise,
+then validated by the scenario itself, so a typo fails here with the scenario's own message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+
+
+class EvaluationError(ValueError):
+    """Bad input to the benchmark (spec, seed count, output folder); the message is shown to the user as is."""
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """A Gymnasium id plus the keyword overrides passed to ``gymnasium.make``."""
+
+    env_id: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The canonical spec string: id, then overrides sorted by name (used in every output table)."""
+        if not self.kwargs:
+            return self.env_id
+        parts = [f"{k}={_format_value(v)}" for k, v in sorted(self.kwargs.items())]
+        return f"{self.env_id}:{','.join(parts)}"
+
+    @property
+    def slug(self) -> str:
+        """A file-name-safe form of :attr:`label` for plot files."""
+        return re.sub(r"[^A-Za-z0-9.=-]+", "_", self.label.removeprefix("ipwarmup/")).strip("_")
+
+    def make(self) -> gymnasium.Env:
+        import envs  # noqa: F401  (registers the ids)
+
+        return gymnasium.make(self.env_id, **self.kwargs)
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas that are not inside brackets, so list values survive."""
+    parts, depth, current = [], 0, []
+    for ch in text:
+        if ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_env_spec(text: str) -> EnvSpec:
+    """Parse ``ID[:key=value,...]`` and check that gymnasium can build it (unknown ids get a hint)."""
+    env_id, _, rest = text.strip().partition(":")
+    if "/" not in env_id:
+        env_id = f"ipwarmup/{env_id}"
+    kwargs: dict[str, Any] = {}
+    for part in _split_top_level(rest):
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip():
+            raise EvaluationError(f"env spec {text!r}: expected key=value after ':', got {part!r}")
+        kwargs[key.strip()] = _parse_value(value.strip())
+    spec = EnvSpec(env_id, kwargs)
+    validate_env_spec(spec, text)
+    return spec
+
+
+def validate_env_spec(spec: EnvSpec, text: str | None = None) -> None:
+    """Build the env once so an unknown id or a bad override fails before any work starts."""
+    import envs
+
+    shown = text or spec.label
+    if spec.env_id not in gymnasium.registry:
+        import difflib
+
+        hint = difflib.get_close_matches(spec.env_id, envs.ENV_IDS, n=1)
+        suffix = f"; did you mean {hint[0]!r}?" if hint else ""
+        raise EvaluationError(f"unknown scenario {shown!r}{suffix} (known: {', '.join(envs.ENV_IDS)})")
+    try:
+        env = spec.make()
+    except (ValueError, TypeError) as exc:
+        raise EvaluationError(f"env spec {shown!r}: {exc}") from None
+    env.close()
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """What ``agents.load_policy`` receives, plus the short label used in tables and plots."""
+
+    spec: str
+    label: str
+
+    @property
+    def is_path(self) -> bool:
+        return Path(self.spec).exists() or "/" in self.spec or self.spec.endswith((".json", ".onnx", ".zip"))
+
+
+def parse_policy_specs(texts: list[str]) -> list[PolicySpec]:
+    """Baseline names stay as they are; paths are labelled by their folder or file name (must be unique)."""
+    out: list[PolicySpec] = []
+    seen: dict[str, str] = {}
+    for text in texts:
+        text = text.strip()
+        if not text:
+            raise EvaluationError("empty policy spec")
+        looks_like_path = "/" in text or Path(text).exists() or text.endswith((".json", ".onnx", ".zip"))
+        label = Path(text.rstrip("/")).name if looks_like_path else text
+        if looks_like_path and label in ("policy.json", "policy.onnx"):
+            label = Path(text).parent.name or label
+        if label in seen:
+            if seen[label] == text:
+                continue  # the same policy given twice: evaluate once
+            raise EvaluationError(f"policies {seen[label]!r} and {text!r} would share the label {label!r}; rename one")
+        seen[label] = text
+        out.append(PolicySpec(text, label))
+    return out
