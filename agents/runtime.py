@@ -39,6 +39,7 @@ the warm-up start and the last date with no row for a provider count as days wit
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import math
@@ -115,7 +116,12 @@ GLOBAL_FEATURES: tuple[FeatureDef, ...] = (
 
 def feature_names(providers: Sequence[str]) -> list[str]:
     """The flat observation's entry names: provider features per provider, then the global ones."""
-    return [f"{p}.{f.name}" for p in providers for f in PROVIDER_FEATURES] + [f.name for f in GLOBAL_FEATURES]
+    return list(_feature_names(tuple(providers)))
+
+
+@functools.cache
+def _feature_names(providers: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(f"{p}.{f.name}" for p in providers for f in PROVIDER_FEATURES) + tuple(f.name for f in GLOBAL_FEATURES)
 
 
 def action_to_share(action: np.ndarray) -> np.ndarray:
@@ -125,8 +131,8 @@ def action_to_share(action: np.ndarray) -> np.ndarray:
 
 
 def _rate(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.maximum(den, 1), 0.0)
+    """num / den, 0 where den = 0 (the simulator's rule); NaN in num stays NaN. Never divides by 0."""
+    return np.where(den > 0, num / np.maximum(den, 1), 0.0)
 
 
 def _parse_date(value: Any) -> dt.date:
@@ -240,12 +246,15 @@ def derived_columns(history: History, fbl: np.ndarray) -> dict[str, np.ndarray]:
     first = np.where(np.isnan(v["first_attempts"]), np.maximum(v["sent"] - retry_left, 0.0), v["first_attempts"])
     prev_backlog = np.vstack([np.zeros((1, backlog.shape[1])), backlog[:-1]])
     available = v["demand"] + prev_backlog
-    with np.errstate(invalid="ignore", divide="ignore"):
-        estimate = np.where(np.isnan(available), np.nan, _rate(first, available))
+    estimate = np.where(np.isnan(available), np.nan, _rate(first, available))
     share = np.where(np.isnan(v["warmup_percentage"]), estimate, v["warmup_percentage"] / 100.0)
     v.update(backlog=backlog, queued=queued, first_attempts=first, share=share,
              fbl_complaints=v["complaints"] * fbl)
     return v
+
+
+_STACKED = ("share", "sent", "delivered", "deferred", "bounced", "blocked", "fbl_complaints", "opens", "expired",
+            "queued", "demand", "backlog")
 
 
 def observations(history: History, fbl: np.ndarray, frames: int, demand_hint: np.ndarray | None = None) -> np.ndarray:
@@ -258,59 +267,39 @@ def observations(history: History, fbl: np.ndarray, frames: int, demand_hint: np
     v = derived_columns(history, fbl)
     d, n_p = history.days, len(history.providers)
     first_day = max(d - frames + 1, 0)  # warm-up day of the first frame (0 = the reset observation)
-    rows = np.arange(max(first_day - 1, 0), d)  # history rows feeding the frames
-    zero_row = first_day == 0
-    k = len(rows) + zero_row
-
-    def take(column: str) -> np.ndarray:
-        data = v[column][rows]
-        if zero_row:
-            data = np.vstack([np.zeros((1, n_p)), data])
-        return data
-
-    sent, delivered = take("sent"), take("delivered")
-    if d:
-        demand_row = v["demand"][0]
-    else:
-        demand_row = np.full(n_p, np.nan) if demand_hint is None else np.asarray(demand_hint, np.float64)
+    cols = np.stack([v[c][max(first_day - 1, 0):] for c in _STACKED])  # [column, frame, provider]
+    if first_day == 0:  # the reset observation: nothing sent yet
+        reset = np.zeros((len(_STACKED), 1, n_p))
+        reset[0] = MIN_SHARE
+        reset[10] = v["demand"][0] if d else (np.nan if demand_hint is None else demand_hint)
+        cols = np.concatenate([reset, cols], axis=1)
+    share, sent, delivered, deferred, bounced, blocked, complaints, opens, expired, queued, demand, backlog = cols
+    k = cols.shape[1]
     per = np.empty((k, n_p, len(PROVIDER_FEATURES)))
-    share = take("share")
-    if zero_row:
-        share[0] = MIN_SHARE
     per[..., 0] = np.log10(np.clip(share, MIN_SHARE, 1.0))
     per[..., 1] = np.log10(1.0 + sent)
-    per[..., 2] = _rate(delivered, sent)
-    per[..., 3] = _rate(take("deferred"), sent)
-    per[..., 4] = _rate(take("bounced"), sent)
-    per[..., 5] = _rate(take("blocked"), sent)
-    per[..., 6] = _rate(take("fbl_complaints"), delivered)
-    per[..., 7] = _rate(take("opens"), delivered)
-    per[..., 8] = np.log10(1.0 + take("expired"))
-    per[..., 9] = np.log10(1.0 + take("queued"))
-    demand = v["demand"][rows] if len(rows) else np.empty((0, n_p))
-    if zero_row:
-        demand = np.vstack([demand_row[None], demand])
-    per[..., 10] = np.log10(1.0 + demand + take("backlog"))
+    per[..., 2:6] = _rate(cols[2:6], sent).transpose(1, 2, 0)
+    per[..., 6:8] = _rate(cols[6:8], delivered).transpose(1, 2, 0)
+    per[..., 8:10] = np.log10(1.0 + cols[8:10]).transpose(1, 2, 0)
+    per[..., 10] = np.log10(1.0 + demand + backlog)
 
     # SES's weighted window over every day from the start to each frame's day.
-    w = math.exp(-1.0 / SES_WINDOW_DAYS)
-    frame_days = np.arange(first_day, d + 1)  # warm-up day of each frame
+    frame_days = np.arange(first_day, d + 1)
     ages = frame_days[:, None] - np.arange(1, d + 1)[None, :]  # [k, d]
-    weights = np.where(ages >= 0, w ** np.maximum(ages, 0), 0.0)
-    ses_sent = weights @ v["first_attempts"].sum(-1)
-    ses_bounced = weights @ v["bounced"].sum(-1)
-    ses_delivered = weights @ (v["delivered"] * fbl).sum(-1)
-    ses_complaints = weights @ v["fbl_complaints"].sum(-1)
-    glob = np.stack([
-        np.minimum(frame_days, MAX_DAY).astype(np.float64),
-        np.log10(1.0 + demand.sum(-1)),
-        np.clip(ses_bounced / np.maximum(ses_sent, 1.0), 0.0, 1.0),
-        np.clip(ses_complaints / np.maximum(ses_delivered, 1.0), 0.0, 1.0),
-    ], axis=-1)
-    obs = np.concatenate([per.reshape(k, -1), glob], axis=-1).astype(np.float32)
-    if k < frames:
-        obs = np.vstack([np.full((frames - k, obs.shape[1]), np.nan, np.float32), obs])
+    weights = np.where(ages >= 0, _SES_W ** np.maximum(ages, 0), 0.0)
+    sums = weights @ np.stack([v["first_attempts"].sum(-1), v["bounced"].sum(-1), (v["delivered"] * fbl).sum(-1),
+                               v["fbl_complaints"].sum(-1)], axis=-1)  # [k, 4]
+    obs = np.empty((frames, per.shape[1] * per.shape[2] + len(GLOBAL_FEATURES)), np.float32)
+    obs[: frames - k] = np.nan
+    obs[frames - k:, :-4] = per.reshape(k, -1)
+    obs[frames - k:, -4] = np.minimum(frame_days, MAX_DAY)
+    obs[frames - k:, -3] = np.log10(1.0 + demand.sum(-1))
+    obs[frames - k:, -2] = np.clip(sums[:, 1] / np.maximum(sums[:, 0], 1.0), 0.0, 1.0)
+    obs[frames - k:, -1] = np.clip(sums[:, 3] / np.maximum(sums[:, 2], 1.0), 0.0, 1.0)
     return obs
+
+
+_SES_W = math.exp(-1.0 / SES_WINDOW_DAYS)
 
 
 def file_sha256(path: Path) -> str:
