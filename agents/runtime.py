@@ -457,7 +457,8 @@ class RuntimePolicy:
         self.runtime = runtime
         self.buffer: np.ndarray | None = None
 
-    def reset(self) -> None:
+    def reset(self, seed: int | None = None) -> None:
+        """Forget the frame history (evaluation calls this per episode; the policy has no randomness)."""
         self.buffer = None
 
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: np.ndarray | None = None,
