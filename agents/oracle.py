@@ -6,13 +6,15 @@ on and finds its :class:`envs.simulator.Simulator` (``env.unwrapped.sim`` of a `
 a list of envs is taken row by row). At each ``predict`` it reads ``sim.rules``, ``sim.params``
 and copies of ``sim.state`` and never writes to them.
 
-Planning is receding-horizon search: every candidate is a closed-loop rule "send ``m`` times the
-provider's true acceptance limit" (``envs.dynamics.throttle_limit``), held for ``horizon`` days.
+Planning is receding-horizon search over closed-loop candidate rules, each run for ``horizon``
+days: "send ``m`` x the provider's true acceptance limit" (``envs.dynamics.throttle_limit``),
+"send ``g`` x the recent-peak accepted volume", "send a fixed share", each either for the whole
+look-ahead or for 1, 3 or 6 days and then "send all" (hold mail back while trust builds, then release).
 All candidates of all envs run as one batch of state copies through ``envs.dynamics.simulate_day``
 with expected values in place of random draws (certainty-equivalent planning: deterministic and
 independent of which other envs share the batch). Providers evolve independently, so each
-provider takes the candidate with the best simulated reward for itself; the first day's share is
-the action. The real env then draws its own randomness.
+provider takes the candidate with the best simulated value for itself (inboxed mail less 0.3 x the
+env's costs, see :data:`COST_WEIGHT`); the first day's share is the action. The real env then draws its own randomness.
 """
 
 from __future__ import annotations
