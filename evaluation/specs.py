@@ -137,6 +137,8 @@ def parse_policy_specs(texts: list[str]) -> list[PolicySpec]:
         if not text:
             raise EvaluationError("empty policy spec")
         looks_like_path = "/" in text or Path(text).exists() or text.endswith((".json", ".onnx", ".zip"))
+        if looks_like_path and not Path(text).exists():
+            raise EvaluationError(f"policy {text!r}: no such run folder or policy card")
         label = Path(text.rstrip("/")).name if looks_like_path else text
         if looks_like_path and label in ("policy.json", "policy.onnx"):
             label = Path(text).parent.name or label
