@@ -58,8 +58,6 @@ def test_runtime_file_on_its_own_imports_neither_torch_nor_sb3_nor_gymnasium() -
     assert "HEAVY []" in result.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="agents/__init__.py imports agents.kpis/registry, hence envs and gymnasium, "
-                   "eagerly; it needs lazy imports (PEP 562 __getattr__) for the scheduler-side path")
 def test_runtime_and_recommend_through_the_package_import_neither_torch_nor_sb3_nor_gymnasium() -> None:
     result = _run_isolated("import sys\nimport agents.runtime as rt, agents.recommend, agents.ses_events\n",
                            exported()[1])
