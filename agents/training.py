@@ -295,6 +295,15 @@ def _append_metrics(path: Path, row: dict[str, Any]) -> None:
         writer.writerow(row)
 
 
+def build_model(config: dict[str, Any], venv: Any, seed: int, tensorboard_log: str | None = None) -> Any:
+    """A fresh PPO on ``venv`` from a resolved config's PPO arguments (CPU: the MLP is too small for a GPU)."""
+    from stable_baselines3 import PPO
+
+    ppo_kwargs = {k: v for k, v in config.items() if k in _ppo_arguments()}
+    ppo_kwargs["policy_kwargs"] = _policy_kwargs(config)
+    return PPO(env=venv, seed=seed, device="cpu", verbose=0, tensorboard_log=tensorboard_log, **ppo_kwargs)
+
+
 def train(
     env_id: str | None,
     seed: int,
@@ -352,10 +361,7 @@ def train(
     else:
         atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
         atomic_write_text(run_dir / "command.txt", " ".join(sys.argv) + "\n")
-        ppo_kwargs = {k: v for k, v in config.items() if k in _ppo_arguments()}
-        ppo_kwargs["policy_kwargs"] = _policy_kwargs(config)
-        model = PPO(env=venv, seed=seed, device="cpu", verbose=0,
-                    tensorboard_log=str(run_dir / "tb") if tensorboard else None, **ppo_kwargs)
+        model = build_model(config, venv, seed, tensorboard_log=str(run_dir / "tb") if tensorboard else None)
 
     remaining = config["n_timesteps"] - model.num_timesteps
     callback = _callbacks(config, run_dir, venv)
