@@ -42,7 +42,8 @@ PROVIDER_FEATURES: tuple[Feature, ...] = (
     Feature("open_rate", "fraction of delivered", 0.0, 1.0, "opens per delivered email (junked mail is not opened)"),
     Feature("expired_log10", "log10(1 + emails)", 0.0, 10.0, "deferred or queued mail whose retry window closed"),
     Feature("queued_log10", "log10(1 + emails)", 0.0, 10.0, "mail waiting for retry or in the backlog"),
-    Feature("demand_log10", "log10(1 + emails)", 0.0, 10.0, "fresh mail per day for this provider"),
+    Feature("demand_log10", "log10(1 + emails)", 0.0, 10.0,
+            "mail available tomorrow for this provider: fresh demand plus the backlog"),
 )
 GLOBAL_FEATURES: tuple[Feature, ...] = (
     Feature("day", "days", 0.0, MAX_DAY, "days simulated in this episode (0 before the first)"),

@@ -17,7 +17,7 @@ from envs.observation import MIN_SHARE, action_to_share, build_observation
 from envs.scenario import PROVIDERS, Scenario
 
 COUNT_KEYS = ("sent", "delivered", "inbox", "junk", "deferred", "bounced", "blocked", "complaints", "opens",
-              "expired", "overflow", "queued")
+              "expired", "overflow", "queued", "first_attempts")
 """Per-provider integer arrays in every step's info (DESIGN.md contract plus extras)."""
 
 
@@ -101,8 +101,7 @@ class Simulator:
 
     def _empty_outcome(self) -> DayOutcome:
         z = np.zeros((self.n, len(PROVIDERS)), np.int64)
-        return DayOutcome(**{k: z for k in COUNT_KEYS if k not in ("overflow", "queued")},
-                          first_attempts=z, overflow=z, queued=z, available=self.params.demand.copy(),
+        return DayOutcome(**{k: z for k in COUNT_KEYS}, available=self.params.demand.copy(),
                           paused=self.state.paused.copy())
 
     def empty_outcome(self) -> DayOutcome:

@@ -61,7 +61,7 @@ class WarmupEnv(Env[np.ndarray, np.ndarray]):
     | 7 | open_rate | fraction of delivered | [0, 1] |
     | 8 | expired_log10: retry window closed | log10(1 + emails) | [0, 10] |
     | 9 | queued_log10: retry queue + backlog | log10(1 + emails) | [0, 10] |
-    | 10 | demand_log10: fresh mail per day | log10(1 + emails) | [0, 10] |
+    | 10 | demand_log10: mail available tomorrow (fresh + backlog) | log10(1 + emails) | [0, 10] |
     | 55 | day: days simulated | days | [0, 1000] |
     | 56 | demand_total_log10 | log10(1 + emails) | [0, 10] |
     | 57 | ses_bounce_rate (dashboard window) | fraction | [0, 1] |
