@@ -6,7 +6,7 @@
   the last ``frame_stack`` days, oldest first (NaN = unknown: the graph substitutes the training mean, and
   an all-NaN frame is the zero padding seen at an episode start). The graph normalizes each frame with
   the run's frozen VecNormalize statistics, runs the actor network and outputs ``action`` ``[batch, 5]``
-  (deterministic, clipped to [-1, 1]) and ``share`` ``[batch, 5]`` = ``10 ** (2 * (action - 1))``.
+  (deterministic, clipped to [-1, 1]) and ``share`` ``[batch, 5]`` = ``10 ** (-4 * ((1 - action) / 2) ** 2)``.
   Built node by node from the network's weights, so no PyTorch exporter is involved.
 * ``DIR/policy.json``: the policy card (providers, features with units and formulas, normalization,
   action decoding, training scenario, config hash, KPIs, the ONNX file's sha256).
@@ -98,7 +98,7 @@ def build_onnx(artifacts: Any, providers: Sequence[str]) -> Any:
         numpy_helper.from_array(np.array(-1.0, np.float32), "action_low"),
         numpy_helper.from_array(np.array(1.0, np.float32), "action_high"),
         numpy_helper.from_array(np.array(10.0, np.float32), "ten"),
-        numpy_helper.from_array(np.array(rt.ACTION_DECADES / 2.0, np.float32), "half_decades"),
+        numpy_helper.from_array(np.array(-rt.ACTION_DECADES / 4.0, np.float32), "minus_quarter_decades"),
     ]
     nodes = [
         helper.make_node("IsNaN", [rt.INPUT_NAME], ["missing"]),
@@ -122,7 +122,8 @@ def build_onnx(artifacts: Any, providers: Sequence[str]) -> Any:
     nodes += [
         helper.make_node("Clip", ["raw_action", "action_low", "action_high"], [rt.ACTION_OUTPUT]),
         helper.make_node("Sub", [rt.ACTION_OUTPUT, "action_high"], ["a_minus_1"]),
-        helper.make_node("Mul", ["a_minus_1", "half_decades"], ["log10_share"]),
+        helper.make_node("Mul", ["a_minus_1", "a_minus_1"], ["a_minus_1_squared"]),
+        helper.make_node("Mul", ["a_minus_1_squared", "minus_quarter_decades"], ["log10_share"]),
         helper.make_node("Pow", ["ten", "log10_share"], [rt.SHARE_OUTPUT]),
     ]
     n_actions = len(providers)
@@ -213,7 +214,7 @@ def policy_card(artifacts: Any, onnx_sha256: str, providers: Sequence[str], fbl:
         "action": {
             "outputs": {rt.ACTION_OUTPUT: "float32 [batch, providers], deterministic, clipped to [-1, 1]",
                         rt.SHARE_OUTPUT: "float32 [batch, providers], share of the provider's mail on the new IP"},
-            "decoding": f"share = 10 ** ({rt.ACTION_DECADES / 2:g} * (action - 1)); "
+            "decoding": f"share = 10 ** (-{rt.ACTION_DECADES:g} * ((1 - action) / 2) ** 2); "
                         "warmup_percentage = 100 * share; cap = floor(share * (demand + backlog))",
             "share_range": [rt.MIN_SHARE, 1.0],
         },

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: quadratic-log action decoding
 """Version of the policy card and of the ONNX graph's interface; a runtime refuses any other."""
 CARD_FILE = "policy.json"
 ONNX_FILE = "policy.onnx"
@@ -125,9 +125,9 @@ def _feature_names(providers: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def action_to_share(action: np.ndarray) -> np.ndarray:
-    """``share = 10 ** (ACTION_DECADES / 2 * (a - 1))`` for ``a`` clipped to [-1, 1] (envs.observation's rule)."""
+    """``share = 10 ** (-ACTION_DECADES * ((1 - a) / 2) ** 2)``, ``a`` clipped to [-1, 1]: envs.observation's rule."""
     a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
-    return 10.0 ** (ACTION_DECADES / 2.0 * (a - 1.0))
+    return 10.0 ** (-ACTION_DECADES * ((1.0 - a) / 2.0) ** 2)
 
 
 def _rate(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -355,7 +355,8 @@ class Runtime:
             raise HistoryError(f"history providers {history.providers} differ from the card's {self.providers}")
         hint = None if demand is None else np.array([float(demand.get(p, math.nan)) for p in self.providers])
         obs = self.observations(history, hint)
-        action, share = self.act(obs[None])
+        action, _ = self.act(obs[None])
+        share = action_to_share(action)  # float64 like the simulator; the graph's float32 share can floor 1 lower
         names = feature_names(self.providers)
         real = ~np.all(np.isnan(obs), axis=1)
         imputed = sorted({names[j] for j in np.flatnonzero(np.isnan(obs[real]).any(axis=0))})

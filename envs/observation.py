@@ -90,15 +90,21 @@ LAYOUT = ObservationLayout()
 
 
 def action_to_share(action: np.ndarray) -> np.ndarray:
-    """Decode actions in [-1, 1] to the share of each provider's mail on the new IP (clipped)."""
+    """Decode actions in [-1, 1] to the share of each provider's mail on the new IP (clipped).
+
+    ``share = 10 ** (-4 * ((1 - a) / 2) ** 2)``: four decades, quadratic in log space so that steps
+    are fine near full volume (where a few percent decide whether the least engaged tier is sent)
+    and coarse near zero (where only the order of magnitude matters). The slope is zero at
+    ``a = 1``, so a Gaussian policy whose mean drifts past the bound gains nothing by it.
+    """
     a = _clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
-    return 10.0 ** (ACTION_DECADES / 2.0 * (a - 1.0))
+    return 10.0 ** (-ACTION_DECADES * ((1.0 - a) / 2.0) ** 2)
 
 
 def share_to_action(share: np.ndarray) -> np.ndarray:
     """Inverse of :func:`action_to_share`; shares below 10^-4 map to -1, above 1 to +1."""
     s = _clip(np.asarray(share, dtype=np.float64), MIN_SHARE, 1.0)
-    return (1.0 + 2.0 * np.log10(s) / ACTION_DECADES).astype(np.float32)
+    return (1.0 - 2.0 * np.sqrt(-np.log10(s) / ACTION_DECADES)).astype(np.float32)
 
 
 def _rate(num: np.ndarray, den: np.ndarray) -> np.ndarray:

@@ -41,8 +41,9 @@ class WarmupEnv(Env[np.ndarray, np.ndarray]):
     ## Action Space
     ``Box(-1, 1, (5,), float32)``: per provider, in ``PROVIDERS`` order, the share of that
     provider's available mail (fresh demand, plus the queued backlog when there is no overflow
-    route) that the new IP carries tomorrow, on a log scale: ``share = 10 ** (2 * (a - 1))``, so
-    ``a = -1`` is 0.01% (a few emails on day 1), ``a = 0`` is 1% and ``a = +1`` is all of it.
+    route) that the new IP carries tomorrow, on a log scale, ``share = 10 ** (-4 * ((1 - a) / 2) ** 2)``:
+    ``a = -1`` is 0.01% (a few emails on day 1), ``a = 0`` is 10%, ``a = 0.5`` is 56% and ``a = +1``
+    is all of it; finer steps near full volume than near zero.
     Finite values outside [-1, 1] are clipped; NaN, inf or a wrong shape raise ``ValueError``.
 
     ## Observation Space

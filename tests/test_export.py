@@ -71,7 +71,7 @@ def test_export_writes_graph_card_and_schedule() -> None:
     assert card["training"]["env_id"] == "ipwarmup/NewIP-v0"
     assert len(card["training"]["config_hash"]) == 64
     assert card["kpis"]["schedule_rollout"]["days"] == 12
-    assert "10 ** (2 * (action - 1))" in card["action"]["decoding"]
+    assert "10 ** (-4 * ((1 - action) / 2) ** 2)" in card["action"]["decoding"]
 
 
 def test_exported_artifacts_contain_no_pickle() -> None:
