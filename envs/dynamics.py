@@ -285,7 +285,7 @@ def simulate_day(
     opens = _binomial(rng, inbox, open_p)
 
     # 5. Hidden state.
-    _update_trust(s, params, state, accepted, on_ip, bounced, complaints, inbox, mix, cold, open_p)
+    _update_trust(s, params, state, accepted, on_ip, bounced, complaints, inbox, mix, cold, open_p, deferred)
     state.peak[...] = np.maximum(accepted, s.volume_memory * state.peak)
     _update_enforcement(s, state, on_ip, bounced, accepted, complaints)
     state.day += 1
@@ -321,8 +321,14 @@ def _update_trust(
     mix: np.ndarray,
     cold: np.ndarray,
     open_p: np.ndarray | None = None,
+    deferred: np.ndarray | None = None,
 ) -> None:
-    """Trust grows with steady, wanted volume; falls with spikes, complaints and bounces; fades idle."""
+    """Trust grows with steady, wanted volume; falls with spikes, complaints and bounces; fades idle.
+
+    Only the accepted share of the volume offered today earns trust: mail pushed on against the
+    provider's throttle (deferred, 4xx) is not 'steady' sending, and Gmail's advice is to reduce volume
+    until deferrals stop before increasing again (domain-facts 3.1). ASSUMPTION on the form.
+    """
     memory = math.exp(-1.0 / s.complaint_memory_days)
     state.complaints_w[...] = memory * state.complaints_w + complaints
     state.inbox_w[...] = memory * state.inbox_w + inbox
@@ -333,7 +339,9 @@ def _update_trust(
         open_p = mix @ np.asarray(s.tier_open_rate)
     engagement = np.minimum(open_p / REFERENCE_OPEN_RATE, 1.0)
     complaint_gate = _clip(1.0 - (pressure - s.complaint_safe) / (s.complaint_limit - s.complaint_safe), 0.0, 1.0)
-    growth = params.trust_rate * activity * engagement * complaint_gate * (1.0 - state.trust)
+    offered = accepted if deferred is None else accepted + deferred
+    throttle_gate = np.where(offered > 0, accepted / np.maximum(offered, 1), 1.0)
+    growth = params.trust_rate * activity * engagement * complaint_gate * throttle_gate * (1.0 - state.trust)
 
     reference = np.maximum(state.peak, cold)
     spike = s.spike_penalty * _clip(sent / reference - s.spike_allowance, 0.0, 2.0)

@@ -113,6 +113,22 @@ def test_fact2_full_target_on_day_one_mostly_deferred_blocked_or_junked() -> Non
     assert (full["deferred"] + full["junk"]).sum() > 20 * (gentle["deferred"] + gentle["junk"]).sum()
 
 
+def test_fact2_full_target_from_day_one_has_a_lasting_cost() -> None:
+    """Pushing the full target against a cold IP's throttle (mail deferred, 4xx) earns no trust for the
+    deferred part, so a week later Gmail trusts it less than an IP sent Oracle's per-ISP day-1 volumes."""
+    full, gentle = Batch(n=16, seed=2), Batch(n=16, seed=2)
+    cold = np.asarray(full.scenario.cold_capacity)
+    for _ in range(7):
+        full.day(1.0)
+        gentle.send(cold)
+    gap = gentle.state.trust - full.state.trust
+    assert gap[:, GMAIL].mean() > 0.08, gap.mean(0)
+    for _ in range(7):  # both now send everything: the gap lasts into week two
+        full.day(1.0)
+        gentle.day(1.0)
+    assert (gentle.state.trust - full.state.trust)[:, GMAIL].mean() > 0.1
+
+
 # 3. Sudden jumps hurt even after warm-up; steady growth of 20-40%/day does not.
 @pytest.mark.parametrize("growth", [1.2, 1.3, 1.4])
 def test_fact3_steady_growth_after_warmup_is_safe(growth: float) -> None:
