@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from agents.kpis import mean_ci, run_episodes
@@ -27,11 +28,25 @@ def compare_with_baseline(run_dir: Path, n_episodes: int = 100, baseline: str = 
         baseline: run_episodes(baseline, config["env_id"], seeds, env_kwargs=kwargs),
     }
     summary = {name: {k: mean_ci([e[k] for e in eps]) for k in REPORTED} for name, eps in results.items()}
+    reached = {name: sum(math.isfinite(e["days_to_full"]) for e in eps) for name, eps in results.items()}
     atomic_write_text(run_dir / "report.json", json.dumps(
-        {"env_id": config["env_id"], "seeds": [seeds[0], seeds[-1]], "mean_ci95": summary}, indent=2))
+        {"env_id": config["env_id"], "seeds": [seeds[0], seeds[-1]], "episodes_reaching_full_volume": reached,
+         "mean_ci95": {name: {k: [None if math.isnan(v) else v for v in ci] for k, ci in kpis.items()}
+                       for name, kpis in summary.items()}}, indent=2))
     lines = [f"{config['env_id']}: {n_episodes} evaluation episodes (seeds {seeds[0]}..{seeds[-1]}), mean [95% CI]",
              f"{'KPI':<16}{'PPO':>34}{baseline:>34}"]
     for k in REPORTED:
-        cells = [f"{m:.4g} [{lo:.4g}, {hi:.4g}]" for m, lo, hi in (summary[name][k] for name in results)]
+        cells = [_cell(k, summary[name][k], reached[name], n_episodes) for name in results]
         lines.append(f"{k:<16}" + "".join(f"{c:>34}" for c in cells))
     return "\n".join(lines)
+
+
+def _cell(kpi: str, ci: tuple[float, float, float], reached: int, n_episodes: int) -> str:
+    """Rates in percent; days to full volume over the episodes that got there, with how many did."""
+    if kpi == "days_to_full":
+        if reached == 0:
+            return f"never (0/{n_episodes})"
+        return f"{ci[0]:.1f} [{ci[1]:.1f}, {ci[2]:.1f}] ({reached}/{n_episodes})"
+    if kpi.endswith(("_rate", "_share")) and kpi != "inboxed_share":
+        return "{:.3f}% [{:.3f}, {:.3f}]".format(*(100 * v for v in ci))
+    return f"{ci[0]:.4g} [{ci[1]:.4g}, {ci[2]:.4g}]"
