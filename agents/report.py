@@ -38,7 +38,23 @@ def compare_with_baseline(run_dir: Path, n_episodes: int = 100, baseline: str = 
     for k in REPORTED:
         cells = [_cell(k, summary[name][k], reached[name], n_episodes) for name in results]
         lines.append(f"{k:<16}" + "".join(f"{c:>34}" for c in cells))
+    lines.append(verdict(summary["ppo"], summary[baseline], baseline))
     return "\n".join(lines)
+
+
+def verdict(ppo: dict[str, tuple[float, float, float]], base: dict[str, tuple[float, float, float]],
+            baseline: str) -> str:
+    """Issue 4's claim, checked: more inboxed and no worse complaint and bounce rates, 95% CIs apart."""
+    checks = {
+        "more inboxed": ppo["inboxed_share"][1] > base["inboxed_share"][2],
+        "fewer complaints": ppo["complaint_rate"][2] < base["complaint_rate"][1],
+        "fewer bounces": ppo["bounce_rate"][2] < base["bounce_rate"][1],
+    }
+    held = [name for name, ok in checks.items() if ok]
+    missed = [name for name, ok in checks.items() if not ok]
+    if not missed:
+        return f"PPO beats {baseline}: {', '.join(held)}, every 95% CI disjoint"
+    return f"PPO does not clearly beat {baseline}: not {', '.join(missed)} (95% CIs overlap or the wrong way)"
 
 
 def _cell(kpi: str, ci: tuple[float, float, float], reached: int, n_episodes: int) -> str:

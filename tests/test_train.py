@@ -132,3 +132,30 @@ def test_existing_run_folder_is_not_overwritten(tmp_path: Path) -> None:
         _tiny_train(run)
     assert (run / "model.zip").read_bytes() == before
     assert os.path.exists(run / "config.yaml")
+
+
+def test_tensorboard_logs_and_final_report(tmp_path: Path) -> None:
+    """A run with TensorBoard on writes event files; the final comparison writes strict JSON (no NaN)."""
+    import json
+
+    from agents.report import compare_with_baseline
+
+    run = train("ipwarmup/NewIP-v0", 0, tmp_path / "run", 128, overrides=TINY, tensorboard=True)
+    assert list((run / "tb").rglob("events.out.tfevents.*"))
+    table = compare_with_baseline(run, n_episodes=3)
+    report = json.loads((run / "report.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    assert set(report["mean_ci95"]) == {"ppo", "ses-standard"}
+    assert report["episodes_reaching_full_volume"]["ses-standard"] == 3
+    assert "ses-standard" in table.splitlines()[1] and table.splitlines()[-1].startswith("PPO ")
+
+
+def test_verdict_needs_every_interval_apart() -> None:
+    from agents.report import verdict
+
+    base = {"inboxed_share": (0.53, 0.52, 0.54), "complaint_rate": (5e-4, 4.9e-4, 5.1e-4),
+            "bounce_rate": (0.010, 0.0099, 0.0101)}
+    better = {"inboxed_share": (0.70, 0.69, 0.71), "complaint_rate": (4e-4, 3.9e-4, 4.1e-4),
+              "bounce_rate": (0.009, 0.0089, 0.0091)}
+    assert verdict(better, base, "ses-standard").startswith("PPO beats ses-standard")
+    overlapping = {**better, "complaint_rate": (4.8e-4, 4.6e-4, 4.95e-4)}
+    assert "not fewer complaints" in verdict(overlapping, base, "ses-standard")
