@@ -21,6 +21,7 @@ import difflib
 import inspect
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -75,9 +76,24 @@ def _ppo_arguments() -> dict[str, inspect.Parameter]:
     return params
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML 1.1 as PyYAML reads it, except that ``1e-3`` is a float (as in YAML 1.2 and RL Zoo's files)."""
+
+
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d[\d_]*)?\.?\d*[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
+def load_config_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def _load_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_config_yaml(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except yaml.YAMLError as exc:
@@ -95,7 +111,7 @@ def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(f"-params entry {pair!r} must look like key:value")
         try:
-            out[key.strip()] = yaml.safe_load(raw)
+            out[key.strip()] = load_config_yaml(raw)
         except yaml.YAMLError:
             raise ConfigError(f"-params value for {key!r} is not valid YAML: {raw!r}") from None
     return out

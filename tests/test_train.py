@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from agents.ppo import load_run, load_run_policy
-from agents.training import ConfigError, resolve_config, train
+from agents.training import ConfigError, parse_params, resolve_config, train
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {"n_envs": 4, "n_steps": 16, "batch_size": 32, "n_epochs": 1, "eval_freq": 0, "save_freq": 64,
@@ -159,3 +159,13 @@ def test_verdict_needs_every_interval_apart() -> None:
     assert verdict(better, base, "ses-standard").startswith("PPO beats ses-standard")
     overlapping = {**better, "complaint_rate": (4.8e-4, 4.6e-4, 4.95e-4)}
     assert "not fewer complaints" in verdict(overlapping, base, "ses-standard")
+
+
+def test_exponent_floats_read_as_numbers(tmp_path: Path) -> None:
+    """PyYAML reads ``1e-3`` as a string (YAML 1.1); configs and -params read it as 0.001, as RL Zoo users write it."""
+    assert parse_params(["learning_rate:1e-3", "clip_range:2E-1", "n_envs:8"]) == {
+        "learning_rate": 0.001, "clip_range": 0.2, "n_envs": 8}
+    conf = tmp_path / "ppo.yml"
+    conf.write_text("default:\n  learning_rate: 5e-4\n  n_envs: 4\n")
+    config = resolve_config("ipwarmup/NewIP-v0", conf, {})
+    assert config["learning_rate"] == 5e-4 and config["n_envs"] == 4
