@@ -145,12 +145,16 @@ def volume_to_action(volume: np.ndarray, avail: np.ndarray) -> np.ndarray:
 
 
 class RandomPolicy(Policy):
-    """The floor: a uniform action in [-1, 1] per provider (a log-uniform share from 0.01% to 100%)."""
+    """The floor: a uniform action in [-1, 1] per provider (a share from 0.01% to 100%, median 10%)."""
 
     name = "random"
 
     def __init__(self, seed: int = 0) -> None:
         super().__init__()
+        self.rng = np.random.default_rng(seed)
+
+    def seed(self, seed: int | None = None) -> None:
+        """Restart the draws, so an episode's actions depend on its seed alone (the evaluation runner calls it)."""
         self.rng = np.random.default_rng(seed)
 
     def _act(self, obs: np.ndarray, starts: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from envs.dynamics import FBL, DayOutcome, State, _clip, ses_rates
 from envs.scenario import PROVIDERS
 
 ACTION_DECADES = 4.0
-"""The action spans 10^-4 (a = -1) to 100% (a = +1) of a provider's available mail, log-uniformly."""
+"""The action spans 10^-4 (a = -1) to 100% (a = +1) of a provider's available mail (see action_to_share)."""
 MIN_SHARE = 10.0**-ACTION_DECADES
 MAX_DAY = 1000.0
 

@@ -231,3 +231,13 @@ def test_runner_orders_results_and_keeps_traces_only_where_asked() -> None:
     assert [r.trace is not None for r in results] == [False, False, True] * 2  # the first seed given: 5
     trace = results[2].trace
     assert trace is not None and trace.arrays["sent"].shape == (8, 5)
+
+
+def test_random_policy_episode_depends_on_its_seed_alone() -> None:
+    """The random floor is reseeded per episode: seed 5 plays the same whether or not seed 3 ran before it."""
+    policies = parse_policy_specs(["random"])
+    env = [parse_env_spec(TINY_ENVS[0])]
+    alone = runner.run(policies, env, [5], trace_episodes=0, progress=False)
+    after = runner.run(policies, env, [3, 5], trace_episodes=0, progress=False)
+    assert alone[0].kpis == after[1].kpis
+    assert after[0].kpis != after[1].kpis
