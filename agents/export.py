@@ -2,7 +2,7 @@
 
 ``ipwarmup export RUN_DIR --out DIR [--scenario ID] [--days N] [--seed S] [--last]`` writes
 
-* ``DIR/policy.onnx``: input ``observations`` float32 ``[batch, frame_stack, 59]``, the raw observations of
+* ``DIR/policy.onnx``: input ``observations`` float32 ``[batch, frame_stack, n_features]``, the raw observations of
   the last ``frame_stack`` days, oldest first (NaN = unknown: the graph substitutes the training mean, and
   an all-NaN frame is the zero padding seen at an episode start). The graph normalizes each frame with
   the run's frozen VecNormalize statistics, runs the actor network and outputs ``action`` ``[batch, 5]``

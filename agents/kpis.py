@@ -112,7 +112,7 @@ def run_episodes(
     ``policy`` is a spec for ``agents.load_policy`` (a name or a path) or an object with ``predict``.
     Episode ``i`` runs on ``gymnasium.make(env_id, **env_kwargs)`` reset with ``seeds[i]``, so its
     numbers depend on its seed alone, match ``evaluate_policy`` on the same env and repeat exactly.
-    The envs step in lockstep and the policy sees them as one ``[n, 59]`` batch per day.
+    The envs step in lockstep and the policy sees them as one ``[n, OBS_SIZE]`` batch per day.
     """
     from agents.registry import load_policy
 

@@ -139,7 +139,7 @@ class RunPolicy:
         self.stacker = FrameStacker(artifacts.frame_stack)
 
     def policy_input(self, observation: np.ndarray, episode_start: np.ndarray | None = None) -> np.ndarray:
-        """The network's input for raw observations [n, 59]: normalized, then frame-stacked."""
+        """The network's input for raw observations [n, OBS_SIZE]: normalized, then frame-stacked."""
         return self.stacker(self.artifacts.normalization(observation), episode_start)
 
     def predict(

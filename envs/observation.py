@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from envs.dynamics import FBL, DayOutcome, State, _clip, ses_rates
-from envs.scenario import PROVIDERS
+from envs.scenario import PROVIDERS, TIERS
 
 ACTION_DECADES = 4.0
 """The action spans 10^-4 (a = -1) to 100% (a = +1) of a provider's available mail (see action_to_share)."""
@@ -50,6 +50,9 @@ GLOBAL_FEATURES: tuple[Feature, ...] = (
     Feature("demand_total_log10", "log10(1 + emails)", 0.0, 10.0, "fresh mail per day, all providers"),
     Feature("ses_bounce_rate", "fraction", 0.0, 1.0, "SES dashboard bounce rate over its weighted window"),
     Feature("ses_complaint_rate", "fraction", 0.0, 1.0, "SES dashboard complaint rate over its weighted window"),
+    *(Feature(f"audience_{tier}", "fraction of the list", 0.0, 1.0,
+              f"share of the mailing list in engagement tier {tier!r} (last open), as the sender's ESP reports it")
+      for tier in TIERS),
 )
 N_PROVIDER_FEATURES = len(PROVIDER_FEATURES)
 OBS_SIZE = len(PROVIDERS) * N_PROVIDER_FEATURES + len(GLOBAL_FEATURES)
@@ -113,9 +116,18 @@ def _rate(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def build_observation(
-    outcome: DayOutcome, state: State, share: np.ndarray, demand: np.ndarray, next_available: np.ndarray
+    outcome: DayOutcome,
+    state: State,
+    share: np.ndarray,
+    demand: np.ndarray,
+    next_available: np.ndarray,
+    tier_share: np.ndarray,
 ) -> np.ndarray:
-    """The [n, OBS_SIZE] float32 observation after a day: yesterday's stats and today's demand."""
+    """The [n, OBS_SIZE] float32 observation after a day: yesterday's stats, today's demand, the list's tiers.
+
+    The list's engagement composition (``tier_share`` [n, K]) is known to any sender who orders mail
+    engaged-first, and it is what tells how much of the list is worth mailing at all.
+    """
     n = share.shape[0]
     out = np.empty((n, OBS_SIZE), np.float32)
     per = out[:, : len(PROVIDERS) * N_PROVIDER_FEATURES].reshape(n, len(PROVIDERS), N_PROVIDER_FEATURES)
@@ -138,4 +150,5 @@ def build_observation(
     glob[:, 1] = np.log10(1.0 + demand.sum(-1))
     glob[:, 2] = _clip(bounce, 0.0, 1.0)
     glob[:, 3] = _clip(complaint, 0.0, 1.0)
+    glob[:, 4 : 4 + len(TIERS)] = tier_share
     return out

@@ -83,7 +83,8 @@ class Simulator:
 
     def observe(self, outcome: DayOutcome) -> np.ndarray:
         next_available = self.params.demand + self.state.backlog.sum(-1)
-        return build_observation(outcome, self.state, self.share, self.params.demand, next_available)
+        return build_observation(outcome, self.state, self.share, self.params.demand, next_available,
+                                 self.params.tier_share)
 
     def reward(self, o: DayOutcome, newly_paused: np.ndarray) -> np.ndarray:
         """Inboxed share of demand less the costs of complaints, bounces, blocks, lost and delayed mail."""
@@ -116,6 +117,7 @@ class Simulator:
             fbl=FBL.copy(),
             demand=int(self.params.demand[i].sum()),
             demand_by_provider=self.params.demand[i].copy(),
+            audience=self.params.tier_share[i].copy(),
             reputation=self.state.trust[i].copy(),
             paused=bool(self.state.paused[i]),
             day=int(self.state.day[i]),
@@ -138,6 +140,7 @@ class Simulator:
             fbl=np.broadcast_to(FBL, (n, len(PROVIDERS))).copy(),
             demand=self.params.demand.sum(-1),
             demand_by_provider=self.params.demand.copy(),
+            audience=self.params.tier_share.copy(),
             reputation=self.state.trust.copy(),
             paused=self.state.paused.copy(),
             day=self.state.day.copy(),

@@ -47,7 +47,7 @@ class WarmupEnv(Env[np.ndarray, np.ndarray]):
     Finite values outside [-1, 1] are clipped; NaN, inf or a wrong shape raise ``ValueError``.
 
     ## Observation Space
-    ``Box(float32, (59,))``: 11 features per provider, then 4 global ones; what a sender sees
+    ``Box(float32, (63,))``: 11 features per provider, then 8 global ones; what a sender sees
     the next morning from SES events and feedback loops. Never the hidden reputation.
 
     | index | feature (per provider p, at 11 p + j) | unit | range |
@@ -67,6 +67,7 @@ class WarmupEnv(Env[np.ndarray, np.ndarray]):
     | 56 | demand_total_log10 | log10(1 + emails) | [0, 10] |
     | 57 | ses_bounce_rate (dashboard window) | fraction | [0, 1] |
     | 58 | ses_complaint_rate (dashboard window) | fraction | [0, 1] |
+    | 59-62 | audience_opened_30d/60d/90d, audience_older: the list by last open | fraction of the list | [0, 1] |
 
     ## Rewards
     Per day: (inboxed emails on the new IP - 300 x complaints - 5 x hard bounces - blocks - expired

@@ -159,7 +159,8 @@ def _expected_observation(info: dict[str, Any], share: np.ndarray, next_availabl
         ],
         axis=-1,
     )
-    glob = [info["day"], np.log10(1.0 + info["demand"]), info["ses_bounce_rate"], info["ses_complaint_rate"]]
+    glob = [info["day"], np.log10(1.0 + info["demand"]), info["ses_bounce_rate"], info["ses_complaint_rate"],
+            *info["audience"]]
     return np.concatenate([per.reshape(-1), glob]).astype(np.float32)
 
 
@@ -177,7 +178,7 @@ def test_observation_is_built_only_from_observable_counts(env_id: str) -> None:
         np.testing.assert_allclose(obs, expected, rtol=1e-6, atol=1e-7)
         if terminated:
             break
-    assert OBS_SIZE == 59 and not any("trust" in n or "reputation" in n for n in LAYOUT.names)
+    assert OBS_SIZE == 63 and not any("trust" in n or "reputation" in n for n in LAYOUT.names)
 
 
 def test_hidden_initial_trust_does_not_change_the_first_observation() -> None:

@@ -26,7 +26,7 @@ PICKLE_MARKERS = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05", b"PK\x03\x
 
 
 def sample_histories(run: Path, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` raw observation histories [n, k, 59] from real episodes, with the SB3 policy's actions on them.
+    """``n`` raw observation histories [n, k, OBS_SIZE] from real episodes, with the SB3 policy's actions on them.
 
     The SB3 policy acts with exploration noise on a vector env (so episodes differ and reach late days);
     each step records the frame-stacked raw observations it saw, zero-padded frames as NaN.

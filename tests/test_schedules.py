@@ -12,7 +12,7 @@ import pytest
 
 import envs
 from agents.schedules import DATA, MAX_VOLUME, SchedulePolicy, get_schedule, schedules
-from envs.observation import action_to_share
+from envs.observation import OBS_SIZE, action_to_share
 
 BIG = np.full((1, len(envs.PROVIDERS)), 1e13)  # demand large enough that no cap applies
 SHARED_CSV = Path(__file__).resolve().parents[2] / "shared" / "calibration" / "schedules.csv"
@@ -101,7 +101,7 @@ def test_beyond_table_and_zero_demand_never_nan(name: str, day: int) -> None:
     far = schedule.volume(np.array([day]), BIG)
     assert np.all(np.isfinite(far)) and np.all(far >= 0) and far.sum() <= MAX_VOLUME * len(envs.PROVIDERS)
     assert schedule.volume(np.array([day]), np.zeros((1, len(envs.PROVIDERS)))).tolist() == [[0.0] * 5]
-    obs = np.zeros((1, envs.LAYOUT.index(None, "ses_complaint_rate") + 1), np.float32)
+    obs = np.zeros((1, OBS_SIZE), np.float32)
     obs[0, envs.LAYOUT.index(None, "day")] = day
     action, _ = SchedulePolicy(schedule).predict(obs)
     assert np.all(np.isfinite(action)) and np.all(action == -1.0)  # nothing available: smallest share

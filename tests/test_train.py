@@ -15,6 +15,7 @@ import yaml
 
 from agents.ppo import load_run, load_run_policy
 from agents.training import ConfigError, parse_params, resolve_config, train
+from envs.observation import OBS_SIZE
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {"n_envs": 4, "n_steps": 16, "batch_size": 32, "n_epochs": 1, "eval_freq": 0, "save_freq": 64,
@@ -36,7 +37,7 @@ def test_short_run_produces_a_loadable_model(tmp_path: Path) -> None:
     assert artifacts.model.num_timesteps >= 128
     assert {"config.yaml", "model.zip", "vecnormalize.pkl"} <= {p.name for p in run.iterdir()}
     policy = load_run_policy(run)
-    obs = np.zeros((3, 59), np.float32)
+    obs = np.zeros((3, OBS_SIZE), np.float32)
     action, _ = policy.predict(obs, episode_start=np.ones(3, bool))
     assert action.shape == (3, 5) and np.all(np.abs(action) <= 1.0)
 
@@ -56,8 +57,8 @@ def test_resume_continues_the_step_count(tmp_path: Path) -> None:
 def test_frame_stack_policy_sees_history(tmp_path: Path) -> None:
     run = _tiny_train(tmp_path / "run", frame_stack=3)
     policy = load_run_policy(run)
-    assert policy.artifacts.model.observation_space.shape == (3 * 59,)
-    action, _ = policy.predict(np.ones(59, np.float32))
+    assert policy.artifacts.model.observation_space.shape == (3 * OBS_SIZE,)
+    action, _ = policy.predict(np.ones(OBS_SIZE, np.float32))
     assert action.shape == (5,)
 
 
