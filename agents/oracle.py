@@ -51,6 +51,10 @@ COST_WEIGHT = 0.3
 objective next to inboxed mail. 0 plans for the headline KPI, inboxed share of demand; 1 plans for the
 env's reward, which (with a complaint costing hundreds of inboxed emails) leaves the never-engaged tier
 unsent. 0.3 keeps the oracle on the headline KPI while still paying for complaints, bounces and lost mail."""
+REWARD_ORACLE = {"cost_weight": 1.0, "engaged_only": True}
+"""``oracle-reward``: plans for the env's reward itself (the objective PPO is trained on), and its 'send
+all' leaves out the least engaged tier, whose complaints cost more than its inbox is worth. It is the
+ceiling for return; ``oracle`` (cost weight 0.3, whole list) is the ceiling for inboxed share."""
 PAUSE_PENALTY = 1e9
 """Planning value lost by a candidate under which SES pauses the account: never worth it."""
 
@@ -106,9 +110,11 @@ class OraclePolicy(Policy):
 
     def __init__(self, env: Any = None, horizon: int = HORIZON, multipliers: tuple[float, ...] = MULTIPLIERS,
                  growths: tuple[float, ...] = GROWTHS, shares: tuple[float, ...] = SHARES,
-                 switch_days: tuple[int, ...] = SWITCH_DAYS, cost_weight: float = COST_WEIGHT) -> None:
+                 switch_days: tuple[int, ...] = SWITCH_DAYS, cost_weight: float = COST_WEIGHT,
+                 engaged_only: bool = False) -> None:
         super().__init__()
         self.cost_weight = cost_weight
+        self.engaged_only = engaged_only
         if horizon < 1 or not (multipliers or shares):
             raise ValueError("the oracle needs a horizon >= 1 and at least one candidate")
         self.horizon = horizon
@@ -150,6 +156,8 @@ class OraclePolicy(Policy):
         switch = np.tile(self.switch, n)[:, None]
         grow = np.tile(self.growths, n)[:, None]
         cold = np.asarray(rules.cold_capacity)
+        # 'All' of the mail: the whole list, or (engaged_only) every tier but the least engaged one.
+        full = 1.0 - pr.tier_share[:, -1:] if self.engaged_only else np.ones((n * c, 1))
         draws = ExpectedDraws()
         value = np.zeros((n * c, P))
         first = np.zeros((n * c, P))
@@ -160,7 +168,7 @@ class OraclePolicy(Policy):
             target = np.where(np.isnan(grow), np.maximum(m * limit - st.retry.sum(-1), expiring),
                               grow * np.maximum(st.peak, 500.0))
             share = np.where(np.isnan(fixed), target / np.maximum(avail, 1), fixed)
-            share = np.clip(np.where(h < switch, share, 1.0), MIN_SHARE, 1.0)
+            share = np.clip(np.where(h < switch, share, full), MIN_SHARE, full)
             if h == 0:
                 first = share
             outcome = simulate_day(rules, pr, st, share, draws)  # type: ignore[arg-type]

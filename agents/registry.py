@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.heuristics import AIMD, BrazeAutomated, SESManaged
-from agents.oracle import OraclePolicy
+from agents.oracle import REWARD_ORACLE, OraclePolicy
 from agents.policy import Policy, RandomPolicy
 from agents.schedules import SchedulePolicy, schedules
 
@@ -29,6 +29,7 @@ BASELINES: dict[str, Callable[[Any], Any]] = {
     "aimd": lambda env: AIMD(),
     "ses-managed": lambda env: SESManaged(),
     "oracle": lambda env: OraclePolicy(env),
+    "oracle-reward": lambda env: OraclePolicy(env, **REWARD_ORACLE),
     "random": lambda env: RandomPolicy(),
 }
 """Every named agent; fixed schedules first (their names are the keys of agents/data/schedules.yaml)."""

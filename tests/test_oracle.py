@@ -63,3 +63,22 @@ def test_oracle_beats_the_schedules_where_ramping_matters(env_id: str) -> None:
 def test_oracle_is_deterministic() -> None:
     a = run_episodes("oracle", "ipwarmup/Rewarm-v0", [7, 8], {"horizon": 6})
     assert a == run_episodes("oracle", "ipwarmup/Rewarm-v0", [7, 8], {"horizon": 6})
+
+
+def test_reward_oracle_leaves_the_least_engaged_tier_and_earns_more_return() -> None:
+    """oracle-reward plans on the env's own reward: it never sends the `older` tier and out-earns `oracle`."""
+    env = gymnasium.make("ipwarmup/Randomized-v0", horizon=30)
+    policy = load_policy("oracle-reward", env)
+    obs, info = env.reset(seed=3)
+    engaged = 1.0 - info["audience"][-1]
+    for _ in range(30):
+        action, _ = policy.predict(obs[None])
+        assert (envs.action_to_share(action[0]) <= engaged + 1e-6).all()
+        obs, _, terminated, truncated, info = env.step(action[0])
+        if terminated or truncated:
+            break
+    seeds, kwargs = [0, 1, 2], {"horizon": 30}
+    reward = run_episodes("oracle-reward", "ipwarmup/Randomized-v0", seeds, kwargs)
+    inbox = run_episodes("oracle", "ipwarmup/Randomized-v0", seeds, kwargs)
+    assert np.mean([k["return"] for k in reward]) > np.mean([k["return"] for k in inbox]) + 0.5
+    assert np.mean([k["complaint_rate"] for k in reward]) < np.mean([k["complaint_rate"] for k in inbox])
