@@ -34,6 +34,23 @@ as ``sent`` minus yesterday's retry queue (``queued - backlog``; 0 on the first 
 cannot be computed is passed to the ONNX graph as NaN, which the graph replaces by the training-time
 mean (a normalized 0); :class:`Recommendation` lists every such feature in ``imputed``. Days between
 the warm-up start and the last date with no row for a provider count as days without sending.
+
+The audience (the mailing list's composition by last open, as the sender's ESP reports it) is not a daily
+statistic: it is given once per warm-up, as ``recommend(..., audience={tier: fraction})`` with the tiers
+of :data:`AUDIENCE_TIERS`:
+
+=====================  ====================================================================
+tier                   share of the list whose last open was
+=====================  ====================================================================
+opened_30d             within the last 30 days
+opened_60d             31 to 60 days ago
+opened_90d             61 to 90 days ago
+older                  more than 90 days ago, or never
+=====================  ====================================================================
+
+Every tier must be given, each a fraction in [0, 1], summing to 1 within :data:`AUDIENCE_SUM_TOLERANCE`
+(they are then divided by their sum); anything else raises :class:`AudienceError`. Without an audience
+the four ``audience_*`` features enter the graph as NaN (the training mean) and are listed in ``imputed``.
 """
 
 from __future__ import annotations
@@ -70,6 +87,10 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("sent", "delivered", "deferred", "bounced",
 OPTIONAL_COLUMNS: tuple[str, ...] = ("opens", "expired", "queued", "backlog", "demand", "warmup_percentage",
                                      "first_attempts")
 COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+AUDIENCE_TIERS: tuple[str, ...] = ("opened_30d", "opened_60d", "opened_90d", "older")
+"""Engagement tiers of the list by last open, most engaged first (envs.scenario.TIERS)."""
+AUDIENCE_SUM_TOLERANCE = 0.01
+"""How far the audience fractions may sum from 1: room for percentages rounded to whole numbers."""
 
 
 class CardError(ValueError):
@@ -78,6 +99,10 @@ class CardError(ValueError):
 
 class HistoryError(ValueError):
     """The statistics given to :meth:`Runtime.recommend` are inconsistent; the message says which."""
+
+
+class AudienceError(HistoryError):
+    """The audience (list composition by tier) is malformed; the message says how."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +136,10 @@ GLOBAL_FEATURES: tuple[FeatureDef, ...] = (
     FeatureDef("ses_complaint_rate", "fraction",
                "sum_t w^(age_t) complaints_t / max(sum_t w^(age_t) delivered_t, 1), w = exp(-1/7), "
                "providers with a feedback loop only"),
+    *(FeatureDef(f"audience_{tier}", "fraction of the list",
+                 f"audience[{tier!r}]: the share of the sender's list in this tier by last open, from the ESP; "
+                 "given once per warm-up (the same on every day), not a daily statistic; NaN when not given")
+      for tier in AUDIENCE_TIERS),
 )
 
 
@@ -133,6 +162,41 @@ def action_to_share(action: np.ndarray) -> np.ndarray:
 def _rate(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """num / den, 0 where den = 0 (the simulator's rule); NaN in num stays NaN. Never divides by 0."""
     return np.where(den > 0, num / np.maximum(den, 1), 0.0)
+
+
+def audience_vector(audience: Mapping[str, float] | None) -> np.ndarray:
+    """The audience features in :data:`AUDIENCE_TIERS` order (float64 [K]); all NaN when ``audience`` is None.
+
+    Refuses unknown or missing tiers, values outside [0, 1] or not numbers, and fractions that do not sum
+    to 1 within :data:`AUDIENCE_SUM_TOLERANCE`; accepted fractions are divided by their sum.
+    """
+    if audience is None:
+        return np.full(len(AUDIENCE_TIERS), np.nan)
+    if not isinstance(audience, Mapping):
+        raise AudienceError(f"audience must be a mapping {{tier: fraction}}, got {type(audience).__name__}")
+    known = ", ".join(AUDIENCE_TIERS)
+    unknown = [str(k) for k in audience if k not in AUDIENCE_TIERS]
+    if unknown:
+        raise AudienceError(f"unknown audience tier {unknown[0]!r}; the tiers are {known}")
+    missing = [t for t in AUDIENCE_TIERS if t not in audience]
+    if missing:
+        raise AudienceError(f"audience is missing {', '.join(missing)} (give every tier: {known}; 0 if empty)")
+    values = np.empty(len(AUDIENCE_TIERS))
+    for i, tier in enumerate(AUDIENCE_TIERS):
+        value = audience[tier]
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise AudienceError(f"audience {tier}: {value!r} is not a number") from None
+        if not 0.0 <= number <= 1.0:  # also refuses NaN
+            hint = f" (a percentage? {number:g}% is {number / 100:g})" if 1.0 < number <= 100.0 else ""
+            raise AudienceError(f"audience {tier}: {value!r} is not a fraction of the list between 0 and 1{hint}")
+        values[i] = number
+    total = float(values.sum())
+    if abs(total - 1.0) > AUDIENCE_SUM_TOLERANCE:
+        raise AudienceError(f"audience fractions sum to {total:.6g}, not 1 (within {AUDIENCE_SUM_TOLERANCE:g}): "
+                            "give each tier's share of the whole list")
+    return values / total
 
 
 def _parse_date(value: Any) -> dt.date:
@@ -218,6 +282,8 @@ class Recommendation:
     caps: dict[str, int | None]
     action: list[float]
     imputed: list[str] = field(default_factory=list)
+    audience: dict[str, float] | None = None
+    """The list composition the policy saw (after dividing by its sum), None when it was imputed."""
 
     @property
     def total_cap(self) -> int | None:
@@ -233,6 +299,7 @@ class Recommendation:
             "total_cap": self.total_cap,
             "action": self.action,
             "imputed": self.imputed,
+            "audience": self.audience,
         }
 
 
@@ -257,13 +324,16 @@ _STACKED = ("share", "sent", "delivered", "deferred", "bounced", "blocked", "fbl
             "queued", "demand", "backlog")
 
 
-def observations(history: History, fbl: np.ndarray, frames: int, demand_hint: np.ndarray | None = None) -> np.ndarray:
+def observations(history: History, fbl: np.ndarray, frames: int, demand_hint: np.ndarray | None = None,
+                 audience: Mapping[str, float] | None = None) -> np.ndarray:
     """The raw observations ``[frames, n_features]`` (float32, NaN = unknown) of the last ``frames`` days.
 
     Frame ``-1`` is the last reported day; before warm-up day 1 comes the day-0 observation the simulator
     shows at reset (nothing sent, share 10^-4, day 1's demand or ``demand_hint`` before any day is
-    reported); earlier frames are all NaN (the graph's zero padding).
+    reported); earlier frames are all NaN (the graph's zero padding). ``audience`` ({tier: fraction}, see
+    :func:`audience_vector`) fills the audience features of every frame; without it they are NaN.
     """
+    tiers = audience_vector(audience)
     v = derived_columns(history, fbl)
     d, n_p = history.days, len(history.providers)
     first_day = max(d - frames + 1, 0)  # warm-up day of the first frame (0 = the reset observation)
@@ -289,13 +359,16 @@ def observations(history: History, fbl: np.ndarray, frames: int, demand_hint: np
     weights = np.where(ages >= 0, _SES_W ** np.maximum(ages, 0), 0.0)
     sums = weights @ np.stack([v["first_attempts"].sum(-1), v["bounced"].sum(-1), (v["delivered"] * fbl).sum(-1),
                                v["fbl_complaints"].sum(-1)], axis=-1)  # [k, 4]
-    obs = np.empty((frames, per.shape[1] * per.shape[2] + len(GLOBAL_FEATURES)), np.float32)
+    g = per.shape[1] * per.shape[2]  # first global feature
+    obs = np.empty((frames, g + len(GLOBAL_FEATURES)), np.float32)
     obs[: frames - k] = np.nan
-    obs[frames - k:, :-4] = per.reshape(k, -1)
-    obs[frames - k:, -4] = np.minimum(frame_days, MAX_DAY)
-    obs[frames - k:, -3] = np.log10(1.0 + demand.sum(-1))
-    obs[frames - k:, -2] = np.clip(sums[:, 1] / np.maximum(sums[:, 0], 1.0), 0.0, 1.0)
-    obs[frames - k:, -1] = np.clip(sums[:, 3] / np.maximum(sums[:, 2], 1.0), 0.0, 1.0)
+    real = obs[frames - k:]
+    real[:, :g] = per.reshape(k, -1)
+    real[:, g] = np.minimum(frame_days, MAX_DAY)
+    real[:, g + 1] = np.log10(1.0 + demand.sum(-1))
+    real[:, g + 2] = np.clip(sums[:, 1] / np.maximum(sums[:, 0], 1.0), 0.0, 1.0)
+    real[:, g + 3] = np.clip(sums[:, 3] / np.maximum(sums[:, 2], 1.0), 0.0, 1.0)
+    real[:, g + 4: g + 4 + len(AUDIENCE_TIERS)] = tiers
     return obs
 
 
@@ -338,23 +411,28 @@ class Runtime:
         action, share = self.session.run((ACTION_OUTPUT, SHARE_OUTPUT), {INPUT_NAME: x})
         return action, share
 
-    def observations(self, history: History, demand_hint: np.ndarray | None = None) -> np.ndarray:
+    def observations(self, history: History, demand_hint: np.ndarray | None = None,
+                     audience: Mapping[str, float] | None = None) -> np.ndarray:
         """The graph input for one history: ``[frame_stack, n_features]``."""
-        return observations(history, self.fbl, self.frame_stack, demand_hint)
+        return observations(history, self.fbl, self.frame_stack, demand_hint, audience)
 
     def recommend(self, history: History | Iterable[Mapping[str, Any]], *,
-                  start: dt.date | str | None = None, demand: Mapping[str, float] | None = None) -> Recommendation:
+                  start: dt.date | str | None = None, demand: Mapping[str, float] | None = None,
+                  audience: Mapping[str, float] | None = None) -> Recommendation:
         """Tomorrow's caps from the statistics so far (rows or a :class:`History`).
 
         ``start`` is the warm-up's first day (default: the first date in the statistics); ``demand`` gives
-        tomorrow's mail per provider (default: each provider's demand on the last day, if reported).
+        tomorrow's mail per provider (default: each provider's demand on the last day, if reported);
+        ``audience`` the list's composition ``{tier: fraction}`` over :data:`AUDIENCE_TIERS` (default:
+        unknown, the training mean, reported in ``imputed``).
         """
+        tiers = audience_vector(audience)  # validate before reading the statistics
         if not isinstance(history, History):
             history = History.from_rows(history, self.providers, start)
         if history.providers != self.providers:
             raise HistoryError(f"history providers {history.providers} differ from the card's {self.providers}")
         hint = None if demand is None else np.array([float(demand.get(p, math.nan)) for p in self.providers])
-        obs = self.observations(history, hint)
+        obs = self.observations(history, hint, audience)
         action, _ = self.act(obs[None])
         share = action_to_share(action)  # float64 like the simulator; the graph's float32 share can floor 1 lower
         names = feature_names(self.providers)
@@ -379,6 +457,7 @@ class Runtime:
             caps=caps,
             action=[float(a) for a in action[0]],
             imputed=imputed,
+            audience=None if audience is None else {t: float(x) for t, x in zip(AUDIENCE_TIERS, tiers, strict=True)},
         )
 
 

@@ -72,6 +72,18 @@ def simulate(policy: Any, scenario: str = "ipwarmup/NewIP-v0", seed: int = 0, no
     return observations, infos, shares
 
 
+def audience(info: dict[str, Any]) -> dict[str, float]:
+    """The simulated list's composition as a sender passes it to the runtime: {tier: fraction}."""
+    from envs.scenario import TIERS
+
+    return {t: float(x) for t, x in zip(TIERS, info["audience"], strict=True)}
+
+
+def audience_args(info: dict[str, Any]) -> list[str]:
+    """The same as ``ipwarmup recommend --audience`` arguments (exact: repr round-trips a float)."""
+    return ["--audience", *(f"{t}={x!r}" for t, x in audience(info).items())]
+
+
 def stats_rows(infos: list[dict[str, Any]], shares: list[np.ndarray], columns: tuple[str, ...]) -> list[dict[str, Any]]:
     """Per-day, per-provider statistics rows as a sender would report them, from the simulator's info."""
     from envs.scenario import PROVIDERS

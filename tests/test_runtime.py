@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -11,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from export_helpers import START, exported, simulate, stats_rows
+from export_helpers import START, audience, exported, simulate, stats_rows
 
 from agents import runtime as rt
 from agents.ppo import load_run_policy
 from envs.dynamics import FBL
 from envs.observation import GLOBAL_FEATURES, LAYOUT, PROVIDER_FEATURES
-from envs.scenario import PROVIDERS
+from envs.scenario import PROVIDERS, TIERS
 
 REPO = Path(__file__).resolve().parent.parent
 ALL_COLUMNS = ("sent", "delivered", "deferred", "bounced", "blocked", "complaints", "opens", "expired", "queued",
@@ -28,6 +29,7 @@ def test_feature_definitions_match_the_simulator_layout() -> None:
     assert rt.feature_names(PROVIDERS) == LAYOUT.names
     assert [(f.name, f.unit) for f in rt.PROVIDER_FEATURES] == [(f.name, f.unit) for f in PROVIDER_FEATURES]
     assert [(f.name, f.unit) for f in rt.GLOBAL_FEATURES] == [(f.name, f.unit) for f in GLOBAL_FEATURES]
+    assert rt.AUDIENCE_TIERS == TIERS
 
 
 HEAVY = ("torch", "stable_baselines3", "gymnasium", "envs", "onnx")
@@ -80,7 +82,8 @@ def test_features_from_statistics_equal_the_simulator_observation(scenario: str,
     rows = stats_rows(infos, shares, columns)
     for day in range(len(infos) + 1):
         history = rt.History.from_rows([r for r in rows if (r["date"] - START).days < day], PROVIDERS, START)
-        got = rt.observations(history, FBL, 3, demand_hint=infos[0]["demand_by_provider"])
+        got = rt.observations(history, FBL, 3, demand_hint=infos[0]["demand_by_provider"],
+                              audience=audience(infos[0]))
         want = np.stack(observations[max(day - 2, 0):day + 1])
         assert not np.isnan(got[-len(want):]).any()
         np.testing.assert_allclose(got[-len(want):], want, rtol=1e-5, atol=1e-5, err_msg=f"day {day}")
@@ -99,7 +102,8 @@ def test_recommendations_equal_the_trained_policy_over_whole_episodes() -> None:
         for day, obs in enumerate(observations[:-1]):
             want, _ = reference.predict(obs[None], episode_start=np.array([day == 0]))
             demand = dict(zip(PROVIDERS, infos[0]["demand_by_provider"].tolist(), strict=True))
-            rec = runtime.recommend([r for r in rows if (r["date"] - START).days < day], start=START, demand=demand)
+            rec = runtime.recommend([r for r in rows if (r["date"] - START).days < day], start=START, demand=demand,
+                                    audience=audience(infos[0]))
             np.testing.assert_allclose(rec.action, want[0], atol=1e-5)
             assert rec.imputed == []
             share = rt.action_to_share(np.array(rec.action))
@@ -128,6 +132,56 @@ def test_missing_values_are_imputed_with_the_training_mean() -> None:
     assert "gmail.sent_log10" not in rec.imputed
     assert rec.caps["gmail"] == int(np.floor(rec.warmup_percentage["gmail"] / 100 * 1000))
     assert runtime.recommend([{k: v for k, v in r.items() if k != "demand"} for r in rows]).total_cap is None
+
+
+def test_missing_audience_is_imputed_with_the_training_mean_and_reported() -> None:
+    """Without the list's composition the four audience features are NaN in every real frame, i.e. the mean."""
+    _, folder = exported()
+    runtime = rt.load(folder)
+    card = json.loads((folder / rt.CARD_FILE).read_text())
+    mean = {f["name"]: f["mean"] for f in card["observation"]["features"]}
+    names = [f"audience_{t}" for t in TIERS]
+    rows = [dict(date=f"2025-03-0{d}", provider=p, sent=100 * d, delivered=90 * d, deferred=5, bounced=3, blocked=2,
+                 complaints=0, opens=20, expired=0, queued=5, demand=1000, warmup_percentage=10.0 * d)
+            for d in (1, 2) for p in PROVIDERS]
+    without = runtime.recommend(rows)
+    assert without.imputed == sorted(names) and without.audience is None
+    assert without.as_dict()["imputed"] == sorted(names)
+    obs = runtime.observations(rt.History.from_rows(rows, PROVIDERS))
+    assert np.isnan(obs[:, [LAYOUT.index(None, n) for n in names]]).all()
+
+    at_mean = runtime.recommend(rows, audience={t: mean[n] for t, n in zip(TIERS, names, strict=True)})
+    np.testing.assert_allclose(at_mean.action, without.action, atol=1e-4)  # the means sum to 1 only roughly
+    given = {"opened_30d": 0.45, "opened_60d": 0.25, "opened_90d": 0.15, "older": 0.15}
+    rec = runtime.recommend(rows, audience=given)
+    assert rec.imputed == [] and rec.audience == pytest.approx(given)
+    obs = runtime.observations(rt.History.from_rows(rows, PROVIDERS), audience=given)
+    np.testing.assert_allclose(obs[:, [LAYOUT.index(None, n) for n in names]], [list(given.values())] * 2, rtol=1e-6)
+
+
+@pytest.mark.parametrize(("audience", "message"), [
+    ({"opened_30d": 0.5, "opened_60d": 0.2, "opened_90d": 0.1, "never": 0.2},
+     "unknown audience tier 'never'; the tiers are opened_30d, opened_60d, opened_90d, older"),
+    ({"opened_30d": 0.5, "opened_60d": 0.3, "opened_90d": 0.2}, "audience is missing older"),
+    ({"opened_30d": 45, "opened_60d": 25, "opened_90d": 15, "older": 15}, "a percentage?"),
+    ({"opened_30d": -0.1, "opened_60d": 0.5, "opened_90d": 0.3, "older": 0.3}, "between 0 and 1"),
+    ({"opened_30d": float("nan"), "opened_60d": 0.5, "opened_90d": 0.3, "older": 0.2}, "between 0 and 1"),
+    ({"opened_30d": "lots", "opened_60d": 0.5, "opened_90d": 0.3, "older": 0.2}, "'lots' is not a number"),
+    ({"opened_30d": 0.5, "opened_60d": 0.5, "opened_90d": 0.5, "older": 0.5}, "sum to 2, not 1"),
+    ([0.45, 0.25, 0.15, 0.15], "must be a mapping"),
+])
+def test_bad_audience_is_refused(audience: object, message: str) -> None:
+    runtime = rt.load(exported()[1])
+    rows = [dict(date="2025-03-01", provider=p, sent=100, delivered=90, deferred=5, bounced=3, blocked=2,
+                 complaints=0) for p in PROVIDERS]
+    with pytest.raises(rt.AudienceError, match=re.escape(message)):
+        runtime.recommend(rows, audience=audience)  # type: ignore[arg-type]
+
+
+def test_audience_rounded_to_whole_percentages_is_accepted_and_rescaled() -> None:
+    tiers = rt.audience_vector({"opened_30d": 0.33, "opened_60d": 0.33, "opened_90d": 0.17, "older": 0.16})
+    assert tiers.sum() == pytest.approx(1.0) and tiers[0] == pytest.approx(0.33 / 0.99)
+    assert np.isnan(rt.audience_vector(None)).all()
 
 
 def _copy(folder: Path, tmp_path: Path) -> Path:
