@@ -3,7 +3,9 @@
 Runs on the scheduler side: it imports only the runtime (numpy, onnxruntime) and the statistics readers,
 never PyTorch or gymnasium. ``--stats`` is a CSV (see :mod:`agents.runtime` for the columns) or Amazon SES
 event-publishing JSON lines (see :mod:`agents.ses_events`); ``--demand`` supplies tomorrow's mail per
-provider when the statistics carry no ``demand`` column (SES events never do). Errors are one line on
+provider when the statistics carry no ``demand`` column (SES events never do); ``--audience`` gives the
+list's composition by last open (``opened_30d=0.45 opened_60d=0.25 opened_90d=0.15 older=0.15``, from the
+ESP), without which the policy sees the training mean and the output says so. Errors are one line on
 stderr and exit status 2.
 """
 
@@ -44,6 +46,29 @@ def parse_demand(items: Sequence[str], providers: Sequence[str]) -> dict[str, fl
     return demand
 
 
+def parse_audience(items: Sequence[str]) -> dict[str, float] | None:
+    """``TIER=FRACTION`` pairs, every tier of ``rt.AUDIENCE_TIERS`` once; None when none are given."""
+    if not items:
+        return None
+    known = ", ".join(rt.AUDIENCE_TIERS)
+    audience: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name not in rt.AUDIENCE_TIERS:
+            raise StatsError(f"--audience {item!r}: expected TIER=FRACTION with TIER one of {known}")
+        if name in audience:
+            raise StatsError(f"--audience {item!r}: {name} is given twice")
+        try:
+            audience[name] = float(value)
+        except ValueError:
+            raise StatsError(f"--audience {item!r}: {value!r} is not a number") from None
+    try:
+        rt.audience_vector(audience)
+    except rt.AudienceError as exc:
+        raise StatsError(f"--audience: {exc}") from None
+    return audience
+
+
 def format_table(rec: rt.Recommendation, summary: EventSummary | None) -> str:
     lines = [f"Caps for {rec.date.isoformat()} (warm-up day {rec.day})", "",
              f"{'provider':<12}{'warm-up %':>12}{'cap (emails)':>16}"]
@@ -54,8 +79,13 @@ def format_table(rec: rt.Recommendation, summary: EventSummary | None) -> str:
     lines.append(f"{'total':<12}{'':>12}{'n/a' if total is None else f'{total:,}':>16}")
     if total is None:
         lines += ["", "caps need tomorrow's demand: add a demand column or --demand PROVIDER=EMAILS ..."]
-    if rec.imputed:
-        lines += ["", f"not in the statistics, set to the training mean: {', '.join(rec.imputed)}"]
+    audience = [f for f in rec.imputed if f.startswith("audience_")]
+    others = [f for f in rec.imputed if not f.startswith("audience_")]
+    if audience:
+        lines += ["", "audience features imputed (set to the training mean): the list's composition was not "
+                  "given; add --audience " + " ".join(f"{t}=FRACTION" for t in rt.AUDIENCE_TIERS)]
+    if others:
+        lines += ["", f"not in the statistics, set to the training mean: {', '.join(others)}"]
     if summary is not None:
         used = ", ".join(f"{k} {v:,}" for k, v in sorted(summary.events.items()))
         lines += ["", f"SES events read: {used}"]
@@ -68,11 +98,13 @@ def format_table(rec: rt.Recommendation, summary: EventSummary | None) -> str:
 
 
 def recommend(policy: Path, stats: Path, mapping: Path | None = None, demand: Sequence[str] = (),
-              start: str | None = None) -> tuple[rt.Recommendation, EventSummary | None]:
+              start: str | None = None, audience: Sequence[str] = ()) -> tuple[rt.Recommendation, EventSummary | None]:
     """Load the card, read the statistics, and ask the runtime for tomorrow's caps."""
+    tiers = parse_audience(audience)  # before anything is read: a typo here costs nothing
     runtime = rt.load(policy)
     rows, summary = read_stats(stats, runtime.providers, mapping)
-    return runtime.recommend(rows, start=start, demand=parse_demand(demand, runtime.providers) or None), summary
+    return runtime.recommend(rows, start=start, demand=parse_demand(demand, runtime.providers) or None,
+                             audience=tiers), summary
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -84,9 +116,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--demand", nargs="+", default=[], metavar="PROVIDER=EMAILS",
                         help="tomorrow's mail per provider (default: the statistics' last demand values)")
     parser.add_argument("--start", help="warm-up start date YYYY-MM-DD (default: the first date in the statistics)")
+    parser.add_argument("--audience", nargs="+", default=[], metavar="TIER=FRACTION",
+                        help="the list's share per engagement tier by last open, from the ESP: "
+                             f"{', '.join(rt.AUDIENCE_TIERS)} (all four, summing to 1; default: the training mean)")
     args = parser.parse_args(argv)
     try:
-        rec, summary = recommend(args.policy, args.stats, args.mapping, args.demand, args.start)
+        rec, summary = recommend(args.policy, args.stats, args.mapping, args.demand, args.start, args.audience)
     except (rt.CardError, rt.HistoryError, StatsError) as exc:
         print(f"ipwarmup recommend: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from export_helpers import START, exported, ses_events, simulate, stats_rows
+from export_helpers import START, audience, audience_args, exported, ses_events, simulate, stats_rows
 
 from agents import runtime as rt
 from agents.ses_events import ProviderMap, StatsError, parse_csv, parse_events
@@ -122,16 +122,57 @@ def test_cli_on_a_csv_prints_the_runtimes_caps(tmp_path: Path) -> None:
     rows = stats_rows(infos, shares, ("sent", "delivered", "deferred", "bounced", "blocked", "complaints", "opens",
                                       "expired", "queued", "demand", "warmup_percentage"))
     _write_csv(tmp_path / "stats.csv", rows)
-    result = cli("--policy", str(folder), "--stats", str(tmp_path / "stats.csv"), "--json")
+    result = cli("--policy", str(folder), "--stats", str(tmp_path / "stats.csv"), "--json", *audience_args(infos[0]))
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    want = rt.load(folder).recommend(rows)
+    want = rt.load(folder).recommend(rows, audience=audience(infos[0]))
     assert out["date"] == (START + dt.timedelta(days=len(infos))).isoformat()
     assert out["day"] == len(infos) + 1
     assert {p: v["cap"] for p, v in out["providers"].items()} == want.caps
     assert out["imputed"] == []
-    table = cli("--policy", str(folder / "policy.json"), "--stats", str(tmp_path / "stats.csv"))
+    assert out["audience"] == pytest.approx(audience(infos[0]))
+    table = cli("--policy", str(folder / "policy.json"), "--stats", str(tmp_path / "stats.csv"),
+                *audience_args(infos[0]))
     assert table.returncode == 0 and "gmail" in table.stdout and f"{want.total_cap:,}" in table.stdout
+    assert "imputed" not in table.stdout and "training mean" not in table.stdout
+
+
+def test_cli_without_audience_says_the_audience_was_imputed(tmp_path: Path) -> None:
+    _, folder = exported()
+    infos, shares = episode(3)
+    rows = stats_rows(infos, shares, ("sent", "delivered", "deferred", "bounced", "blocked", "complaints", "opens",
+                                      "expired", "queued", "demand", "warmup_percentage"))
+    _write_csv(tmp_path / "stats.csv", rows)
+    table = cli("--policy", str(folder), "--stats", str(tmp_path / "stats.csv"))
+    assert table.returncode == 0, table.stderr
+    assert "audience features imputed" in table.stdout and "--audience opened_30d=" in table.stdout
+    assert "not in the statistics" not in table.stdout  # every daily statistic was given
+    out = json.loads(cli("--policy", str(folder), "--stats", str(tmp_path / "stats.csv"), "--json").stdout)
+    assert out["imputed"] == sorted(f"audience_{t}" for t in rt.AUDIENCE_TIERS) and out["audience"] is None
+
+
+GOOD_AUDIENCE = ("opened_30d=0.45", "opened_60d=0.25", "opened_90d=0.15", "older=0.15")
+
+
+@pytest.mark.parametrize(("audience", "message"), [
+    (("opened_30d=0.45", "opened_60d=0.25", "opened_90d=0.15", "never=0.15"),
+     "--audience 'never=0.15': expected TIER=FRACTION with TIER one of opened_30d, opened_60d, opened_90d, older"),
+    (("opened_30d=0.45", "opened_60d=0.25", "opened_90d=0.15", "older"), "--audience 'older': expected TIER="),
+    (("opened_30d=0.45", "opened_60d=0.25", "opened_90d=0.15", "older=lots"), "'lots' is not a number"),
+    (("opened_30d=0.45", "opened_60d=0.25", "opened_90d=0.15"), "audience is missing older"),
+    (GOOD_AUDIENCE + ("older=0.15",), "older is given twice"),
+    (("opened_30d=45", "opened_60d=25", "opened_90d=15", "older=15"), "a percentage? 45% is 0.45"),
+    (("opened_30d=0.45", "opened_60d=0.25", "opened_90d=0.15", "older=0.45"), "sum to 1.3, not 1"),
+    (("opened_30d=nan", "opened_60d=0.25", "opened_90d=0.15", "older=0.15"), "between 0 and 1"),
+])
+def test_cli_reports_a_bad_audience_in_one_line(tmp_path: Path, audience: tuple[str, ...], message: str) -> None:
+    (tmp_path / "stats.csv").write_text(HEADER + GOOD)
+    result = cli("--policy", str(exported()[1]), "--stats", str(tmp_path / "stats.csv"), "--audience", *audience)
+    assert result.returncode == 2 and result.stdout == ""
+    assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    good = cli("--policy", str(exported()[1]), "--stats", str(tmp_path / "stats.csv"), "--audience", *GOOD_AUDIENCE)
+    assert good.returncode == 0, good.stderr
 
 
 def test_cli_on_ses_events_with_demand(tmp_path: Path) -> None:
