@@ -8,8 +8,9 @@
   the run's frozen VecNormalize statistics, runs the actor network and outputs ``action`` ``[batch, 5]``
   (deterministic, clipped to [-1, 1]) and ``share`` ``[batch, 5]`` = ``10 ** (-4 * ((1 - action) / 2) ** 2)``.
   Built node by node from the network's weights, so no PyTorch exporter is involved.
-* ``DIR/policy.json``: the policy card (providers, features with units and formulas, normalization,
-  action decoding, training scenario, config hash, KPIs, the ONNX file's sha256).
+* ``DIR/policy.json``: the policy card (providers, features with units and formulas, the audience tiers a
+  scheduler passes once per warm-up, normalization, action decoding, training scenario, config hash, KPIs,
+  the ONNX file's sha256).
 * ``DIR/schedule.csv`` and ``DIR/schedule.json``: per-day, per-provider caps and warm-up percentages from
   one rollout of the exported graph in a named scenario, for schedulers that only take a table.
 
@@ -203,6 +204,13 @@ def policy_card(artifacts: Any, onnx_sha256: str, providers: Sequence[str], fbl:
                      "of the last frame_stack days, oldest first; NaN = unknown (replaced by the training mean); "
                      "an all-NaN frame = no earlier day (episode start)",
             "statistics": {"required": list(rt.REQUIRED_COLUMNS), "optional": list(rt.OPTIONAL_COLUMNS)},
+            "audience": {
+                "tiers": list(rt.AUDIENCE_TIERS),
+                "features": [f.name for f in rt.GLOBAL_FEATURES if f.name.startswith("audience_")],
+                "input": "the mailing list's composition by last open (opened_30d: within 30 days, opened_60d: "
+                         "31-60, opened_90d: 61-90, older: more than 90 days or never), one fraction per tier "
+                         "from the ESP, summing to 1; the same in every frame of a warm-up; NaN when unknown",
+            },
             "features": features,
         },
         "normalization": {
