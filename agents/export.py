@@ -223,7 +223,8 @@ def policy_card(artifacts: Any, onnx_sha256: str, providers: Sequence[str], fbl:
             "outputs": {rt.ACTION_OUTPUT: "float32 [batch, providers], deterministic, clipped to [-1, 1]",
                         rt.SHARE_OUTPUT: "float32 [batch, providers], share of the provider's mail on the new IP"},
             "decoding": f"share = 10 ** (-{rt.ACTION_DECADES:g} * ((1 - action) / 2) ** 2); "
-                        "warmup_percentage = 100 * share; cap = floor(share * (demand + backlog))",
+                        "warmup_percentage = 100 * share; cap = floor(share * (demand + backlog)), share decoded from "
+                        "action in float64 (the graph's float32 share can floor one email lower)",
             "share_range": [rt.MIN_SHARE, 1.0],
         },
         "training": {

@@ -144,6 +144,10 @@ def volume_to_action(volume: np.ndarray, avail: np.ndarray) -> np.ndarray:
     return share_to_action(np.clip(np.nan_to_num(frac, nan=0.0, posinf=1.0), 0.0, 1.0))
 
 
+RANDOM_POLICY_STREAM = 0x52414E44
+"""Mixed into the random policy's per-episode seed: independent of the env's draws under the same seed."""
+
+
 class RandomPolicy(Policy):
     """The floor: a uniform action in [-1, 1] per provider (a share from 0.01% to 100%, median 10%)."""
 
@@ -154,8 +158,10 @@ class RandomPolicy(Policy):
         self.rng = np.random.default_rng(seed)
 
     def seed(self, seed: int | None = None) -> None:
-        """Restart the draws, so an episode's actions depend on its seed alone (the evaluation runner calls it)."""
-        self.rng = np.random.default_rng(seed)
+        """Restart the draws, so an episode's actions depend on its seed alone (the evaluation runner calls it).
+
+        The seed is mixed with a constant so the policy's stream differs from the env's (seeded alike)."""
+        self.rng = np.random.default_rng(None if seed is None else [seed, RANDOM_POLICY_STREAM])
 
     def _act(self, obs: np.ndarray, starts: np.ndarray) -> np.ndarray:
         return self.rng.uniform(-1.0, 1.0, size=(obs.shape[0], P))

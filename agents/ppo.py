@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from envs.observation import OBS_SIZE
+
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.zip"
 VECNORM_FILE = "vecnormalize.pkl"
@@ -92,6 +94,13 @@ def load_normalization(path: Path) -> ObsNormalization:
                            float(vecnorm.clip_obs), float(vecnorm.epsilon))
 
 
+def check_observation_shape(model: Any, model_path: Path, frames: int) -> None:
+    """Refuse a model trained on another observation layout (an older version of the features) in one line."""
+    if model.observation_space.shape != (frames * OBS_SIZE,):
+        raise RunError(f"{model_path} was trained on observations of shape {model.observation_space.shape}; this "
+                       f"version observes {OBS_SIZE} features x {frames} frame(s): retrain the run")
+
+
 def load_run(run_dir: str | Path, best: bool = True) -> RunArtifacts:
     """Load a run folder; prefer the best evaluated model when ``best`` and it exists."""
     from stable_baselines3 import PPO
@@ -107,6 +116,7 @@ def load_run(run_dir: str | Path, best: bool = True) -> RunArtifacts:
         model = PPO.load(model_path, device="cpu")
     except Exception as exc:
         raise RunError(f"{model_path} is not a readable SB3 model ({type(exc).__name__}: {exc})") from None
+    check_observation_shape(model, model_path, int(config.get("frame_stack", 1)))
     normalization = (load_normalization(vecnorm_path) if config.get("normalize", True)
                      else ObsNormalization.identity(model.observation_space.shape[0] // config.get("frame_stack", 1)))
     return RunArtifacts(model, normalization, int(config.get("frame_stack", 1)), config, run_dir)

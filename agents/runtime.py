@@ -68,7 +68,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-SCHEMA_VERSION = 2  # 2: quadratic-log action decoding
+SCHEMA_VERSION = 2  # 2: quadratic-log action decoding, 63 features (the audience), recommend(audience=...)
 """Version of the policy card and of the ONNX graph's interface; a runtime refuses any other."""
 CARD_FILE = "policy.json"
 ONNX_FILE = "policy.onnx"

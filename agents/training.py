@@ -41,6 +41,7 @@ from agents.ppo import (
     RunArtifacts,
     RunError,
     RunPolicy,
+    check_observation_shape,
     read_config,
 )
 
@@ -49,6 +50,8 @@ CHECKPOINT_DIR = "checkpoints"
 METRICS_FILE = "metrics.csv"
 EVAL_SEED_BASE = 1_000_000
 """Evaluation seeds start here; training seeds stay below, so the two never overlap."""
+REPORT_SEED_BASE = 1_500_000
+"""The end-of-training comparison's seeds: unseen by training and by the evaluation that picks the best model."""
 
 TRAINING_KEYS: dict[str, type | tuple[type, ...]] = {
     "n_envs": int,
@@ -82,12 +85,13 @@ class _ConfigLoader(yaml.SafeLoader):
 
 _ConfigLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:\d[\d_]*)?\.?\d*[eE][-+]?\d+$"),
+    re.compile(r"^[-+]?(?:\d[\d_]*(?:\.\d*)?|\.\d+)[eE][-+]?\d+$"),
     list("-+0123456789."),
 )
 
 
 def load_config_yaml(text: str) -> Any:
+    """Parse config YAML with :class:`_ConfigLoader` (exponent floats as numbers)."""
     return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
@@ -365,6 +369,11 @@ def train(
         source = checkpoint if (checkpoint / MODEL_FILE).exists() else run_dir
         if not (source / MODEL_FILE).exists():
             raise RunError(f"{run_dir} has no checkpoint or model to resume from")
+        try:
+            saved = PPO.load(source / MODEL_FILE, device="cpu")
+        except Exception as exc:
+            raise RunError(f"{source / MODEL_FILE} is not a readable SB3 model ({type(exc).__name__})") from None
+        check_observation_shape(saved, source / MODEL_FILE, int(config.get("frame_stack", 1)))
         vecnorm_path = source / VECNORM_FILE
         if _vecnormalize(venv) is not None and vecnorm_path.exists():
             base = _vecnormalize(venv).venv

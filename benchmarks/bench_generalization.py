@@ -63,7 +63,7 @@ def print_tables(summary: pd.DataFrame, n_runs: int, n_episodes: int) -> None:
     for policy in table.sort_values("all", ascending=False).index:
         cells = [f"{table.at[policy, c]:.3f} [{low.at[policy, c]:.3f}, {high.at[policy, c]:.3f}]" for c in columns]
         print(f"{policy:<20}" + "".join(f"{cell:>24}" for cell in cells))
-    fixed = table.drop(index=[POOLED, "oracle", "random"], errors="ignore")["all"]
+    fixed = table.drop(index=[POOLED, "oracle", "oracle-reward", "random"], errors="ignore")["all"]
     best = fixed.idxmax()
     ppo, oracle = table.at[POOLED, "all"], table.at["oracle", "all"]
     print(f"best schedule or heuristic: {best} {fixed[best]:.3f}; {POOLED} {ppo:.3f} "

@@ -9,11 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+import gymnasium
 import numpy as np
 import pytest
 import yaml
 
-from agents.ppo import load_run, load_run_policy
+from agents.ppo import RunError, load_run, load_run_policy
 from agents.training import ConfigError, parse_params, resolve_config, train
 from envs.observation import OBS_SIZE
 
@@ -170,3 +171,33 @@ def test_exponent_floats_read_as_numbers(tmp_path: Path) -> None:
     conf.write_text("default:\n  learning_rate: 5e-4\n  n_envs: 4\n")
     config = resolve_config("ipwarmup/NewIP-v0", conf, {})
     assert config["learning_rate"] == 5e-4 and config["n_envs"] == 4
+
+
+class _OldLayoutEnv(gymnasium.Env):
+    """An env with the 59-feature observation of an earlier version, to build an outdated model."""
+
+    observation_space = gymnasium.spaces.Box(-1.0, 1.0, (59,), np.float32)
+    action_space = gymnasium.spaces.Box(-1.0, 1.0, (5,), np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        return np.zeros(59, np.float32), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        return np.zeros(59, np.float32), 0.0, True, False, {}
+
+
+def test_a_run_from_another_feature_layout_is_refused_in_one_line(tmp_path: Path) -> None:
+    """A model trained on another feature layout (an older version) is named as such on load and on --resume."""
+    from stable_baselines3 import PPO
+
+    run = _tiny_train(tmp_path / "run")
+    outdated = PPO("MlpPolicy", _OldLayoutEnv(), n_steps=16, batch_size=16, device="cpu")
+    for folder in (run, run / "checkpoints"):
+        if (folder / "model.zip").exists():
+            outdated.save(folder / "model.zip")
+    (run / "best_model.zip").unlink(missing_ok=True)
+    with pytest.raises(RunError, match="trained on observations of shape"):
+        load_run(run)
+    result = _run_cli("--resume", str(run))
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "trained on observations of shape" in result.stderr.strip().splitlines()[-1]
