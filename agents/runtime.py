@@ -68,6 +68,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+LEARNED_VARIANCE = 1e-4
+"""Training variance of an audience feature below which the policy never saw lists differ (fixed-list scenarios)."""
 SCHEMA_VERSION = 2  # 2: quadratic-log action decoding, 63 features (the audience), recommend(audience=...)
 """Version of the policy card and of the ONNX graph's interface; a runtime refuses any other."""
 CARD_FILE = "policy.json"
@@ -284,6 +286,8 @@ class Recommendation:
     imputed: list[str] = field(default_factory=list)
     audience: dict[str, float] | None = None
     """The list composition the policy saw (after dividing by its sum), None when it was imputed."""
+    ignored: list[str] = field(default_factory=list)
+    """Inputs given but not used: the audience, for a policy trained on one fixed list (imputed instead)."""
 
     @property
     def total_cap(self) -> int | None:
@@ -300,6 +304,7 @@ class Recommendation:
             "action": self.action,
             "imputed": self.imputed,
             "audience": self.audience,
+            "ignored": self.ignored,
         }
 
 
@@ -404,6 +409,10 @@ class Runtime:
         self.frame_stack = int(card["frame_stack"])
         self.fbl = np.array([bool(card["feedback_loop"][p]) for p in self.providers])
         self.n_features = len(card["observation"]["features"])
+        audience_var = [f.get("var", 1.0) for f in card["observation"]["features"] if f["name"].startswith("audience_")]
+        self.learned_audience = bool(audience_var) and min(audience_var) > LEARNED_VARIANCE
+        """False for a policy trained on one fixed list: it never saw the audience vary, so a real list's
+        composition would land far outside its training range; recommend() then ignores it (see ``ignored``)."""
 
     def act(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Actions and shares ``[n, P]`` for raw observation histories ``[n, frame_stack, n_features]``."""
@@ -427,6 +436,10 @@ class Runtime:
         unknown, the training mean, reported in ``imputed``).
         """
         tiers = audience_vector(audience)  # validate before reading the statistics
+        ignored = []
+        if audience is not None and not self.learned_audience:
+            ignored = [f"audience_{t}" for t in AUDIENCE_TIERS]
+            audience = None
         if not isinstance(history, History):
             history = History.from_rows(history, self.providers, start)
         if history.providers != self.providers:
@@ -458,6 +471,7 @@ class Runtime:
             action=[float(a) for a in action[0]],
             imputed=imputed,
             audience=None if audience is None else {t: float(x) for t, x in zip(AUDIENCE_TIERS, tiers, strict=True)},
+            ignored=ignored,
         )
 
 

@@ -23,12 +23,13 @@ DOMAINS = {
 
 
 def train_tiny_run(out: Path, seed: int = 0) -> Path:
-    """A PPO run folder from a few hundred steps: frame_stack 2 and VecNormalize, as real runs are."""
+    """A PPO run folder from a few hundred steps: frame_stack 2 and VecNormalize, as real runs are; trained on
+    Randomized-v0 so that it has seen lists of different composition (the runtime uses the audience only then)."""
     from agents.training import train
 
     overrides = {"n_envs": 4, "n_steps": 64, "batch_size": 64, "n_epochs": 2, "frame_stack": 2,
                  "eval_freq": 0, "save_freq": 0}
-    return train("ipwarmup/NewIP-v0", seed, out, n_timesteps=512, overrides=overrides, tensorboard=False)
+    return train("ipwarmup/Randomized-v0", seed, out, n_timesteps=512, overrides=overrides, tensorboard=False)
 
 
 @functools.cache

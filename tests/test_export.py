@@ -71,7 +71,7 @@ def test_export_writes_graph_card_and_schedule() -> None:
     np.testing.assert_allclose([f["mean"] for f in features], norm.mean)
     np.testing.assert_allclose([f["var"] for f in features], norm.var)
     assert card["normalization"]["clip"] == norm.clip
-    assert card["training"]["env_id"] == "ipwarmup/NewIP-v0"
+    assert card["training"]["env_id"] == "ipwarmup/Randomized-v0"
     assert len(card["training"]["config_hash"]) == 64
     assert card["kpis"]["schedule_rollout"]["days"] == 12
     assert "10 ** (-4 * ((1 - action) / 2) ** 2)" in card["action"]["decoding"]

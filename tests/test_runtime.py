@@ -256,3 +256,20 @@ def test_garbage_onnx_with_a_matching_hash_is_refused(tmp_path: Path) -> None:
 def test_bad_history_rows_are_refused(rows: list[dict], message: str) -> None:
     with pytest.raises(rt.HistoryError, match=message):
         rt.History.from_rows(rows, PROVIDERS)
+
+
+def test_a_fixed_list_policy_ignores_the_audience_and_says_so(tmp_path: Path) -> None:
+    """A policy trained on one fixed list never saw the audience vary: a given audience is imputed, not clipped."""
+    from agents.export import export_run
+    from agents.training import train
+
+    run = train("ipwarmup/NewIP-v0", 0, tmp_path / "run", n_timesteps=256, tensorboard=False,
+                overrides={"n_envs": 4, "n_steps": 64, "batch_size": 64, "n_epochs": 1, "eval_freq": 0, "save_freq": 0})
+    runtime = rt.load(export_run(run, tmp_path / "export", days=3).out)
+    assert not runtime.learned_audience and rt.load(exported()[1]).learned_audience
+    _, infos, shares = simulate(load_run_policy(run), seed=0, horizon=5)
+    rows = stats_rows(infos, shares, ALL_COLUMNS)
+    odd_list = {"opened_30d": 0.2, "opened_60d": 0.2, "opened_90d": 0.2, "older": 0.4}
+    given, none = runtime.recommend(rows, start=START, audience=odd_list), runtime.recommend(rows, start=START)
+    assert given.ignored == [f"audience_{t}" for t in rt.AUDIENCE_TIERS] and none.ignored == []
+    assert given.action == none.action and given.audience is None
