@@ -20,13 +20,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pandas as pd  # noqa: E402
 
 from agents.registry import BASELINES  # noqa: E402
+from agents.training import atomic_save  # noqa: E402
 from evaluation.report import episodes_frame  # noqa: E402
 from evaluation.runner import run  # noqa: E402
 from evaluation.specs import parse_env_spec, parse_policy_specs  # noqa: E402
 from evaluation.stats import summarize  # noqa: E402
 from evaluation.suite import BENCHMARK_SEED_BASE, HELDOUT_ENV_SPECS  # noqa: E402
 
-METRIC = "inboxed_share"
+METRICS = ("inboxed_share", "return")
+"""The headline KPI, and the objective PPO is trained for (which prices complaints: see oracle-reward)."""
 POOLED = "ppo"
 
 
@@ -36,7 +38,13 @@ def main() -> None:
     parser.add_argument("--episodes", "-n", type=int, default=50)
     parser.add_argument("--workers", "-w", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--csv", type=Path, help="also write the per-episode KPIs here")
+    parser.add_argument("--from-csv", type=Path, help="summarize episodes written by an earlier --csv instead")
     args = parser.parse_args()
+    if args.from_csv:
+        episodes = pd.read_csv(args.from_csv)
+        report(episodes, episodes["policy"].eq(POOLED).sum() // (len(HELDOUT_ENV_SPECS) * args.episodes),
+               args.episodes, args.workers)
+        return
 
     policies = parse_policy_specs([*BASELINES, *args.runs])
     envs = [parse_env_spec(text) for text in HELDOUT_ENV_SPECS]
@@ -45,18 +53,24 @@ def main() -> None:
     run_labels = {p.label for p in policies if p.is_path}
     episodes["policy"] = episodes["policy"].where(~episodes["policy"].isin(run_labels), POOLED)
     if args.csv:
-        episodes.to_csv(args.csv, index=False)
-    summary = summarize(episodes, [METRIC], workers=args.workers)
-    print_tables(summary, len(run_labels), args.episodes)
+        atomic_save(args.csv, lambda tmp: episodes.to_csv(tmp, index=False))
+    report(episodes, len(run_labels), args.episodes, args.workers)
 
 
-def print_tables(summary: pd.DataFrame, n_runs: int, n_episodes: int) -> None:
+def report(episodes: pd.DataFrame, n_runs: int, n_episodes: int, workers: int) -> None:
+    summary = summarize(episodes, list(METRICS), workers=workers)
+    for metric in METRICS:
+        print_table(summary[summary["kpi"] == metric], metric, n_runs, n_episodes)
+        print()
+
+
+def print_table(summary: pd.DataFrame, metric: str, n_runs: int, n_episodes: int) -> None:
     """One IQM column per profile plus 'all'; then the issue's checks on the 'all' column."""
     table = summary.pivot(index="policy", columns="env", values="iqm")
     low = summary.pivot(index="policy", columns="env", values="ci_low")
     high = summary.pivot(index="policy", columns="env", values="ci_high")
     columns = [c for c in table.columns if c != "all"] + ["all"]
-    print(f"IQM of {METRIC} on held-out profiles, {n_episodes} episodes per policy and profile "
+    print(f"IQM of {metric} on held-out profiles, {n_episodes} episodes per policy and profile "
           f"({POOLED}: {n_runs} training seeds pooled); [95% stratified-bootstrap CI]")
     names = [c.rsplit("profile=", 1)[-1] for c in columns]
     print(f"{'policy':<20}" + "".join(f"{n:>24}" for n in names))
@@ -68,7 +82,9 @@ def print_tables(summary: pd.DataFrame, n_runs: int, n_episodes: int) -> None:
     ppo, oracle = table.at[POOLED, "all"], table.at["oracle", "all"]
     print(f"best schedule or heuristic: {best} {fixed[best]:.3f}; {POOLED} {ppo:.3f} "
           f"({'above' if low.at[POOLED, 'all'] > high.at[best, 'all'] else 'NOT clearly above'} it, CIs)")
-    print(f"{POOLED} / oracle = {ppo / oracle:.3f} (target >= 0.90)")
+    reward_oracle = table.at["oracle-reward", "all"]
+    print(f"{POOLED} / oracle = {ppo / oracle:.3f} (issue 4: >= 0.90 on inboxed_share); "
+          f"{POOLED} / oracle-reward = {ppo / reward_oracle:.3f}")
 
 
 if __name__ == "__main__":
