@@ -96,7 +96,7 @@ def stats_rows(infos: list[dict[str, Any]], shares: list[np.ndarray], columns: t
                 "sent": info["sent"][i], "delivered": info["delivered"][i], "deferred": info["deferred"][i],
                 "bounced": info["bounced"][i], "blocked": info["blocked"][i],
                 "complaints": info["complaints"][i] * info["fbl"][i], "opens": info["opens"][i],
-                "expired": info["expired"][i], "queued": info["queued"][i], "backlog": 0,
+                "expired": info["expired"][i], "queued": info["queued"][i], "backlog": info["backlog"][i],
                 "demand": info["demand_by_provider"][i], "warmup_percentage": 100.0 * float(share[i]),
             }
             row: dict[str, Any] = {"date": START + dt.timedelta(days=d), "provider": p}

@@ -13,7 +13,7 @@ from envs.warmup_env import WarmupEnv, WarmupVectorEnv
 
 P = len(envs.PROVIDERS)
 COUNTS = ("sent", "delivered", "inbox", "junk", "deferred", "bounced", "blocked", "complaints", "opens", "expired",
-          "overflow", "queued", "first_attempts")
+          "overflow", "queued", "first_attempts", "backlog")
 
 scenario_ids = st.sampled_from([name.removeprefix("ipwarmup/") for name in envs.ENV_IDS])
 overrides = st.fixed_dictionaries(
@@ -56,7 +56,7 @@ def _check_step(env: WarmupEnv, obs: np.ndarray, reward: float, info: dict[str, 
     assert np.array_equal(info["sent"], info["delivered"] + info["deferred"] + info["bounced"] + info["blocked"])
     assert np.array_equal(info["delivered"], info["inbox"] + info["junk"])
     assert (info["complaints"] <= info["inbox"]).all() and (info["opens"] <= info["inbox"]).all()
-    assert (info["first_attempts"] <= info["sent"]).all()
+    assert (info["first_attempts"] <= info["sent"]).all() and (info["backlog"] <= info["queued"]).all()
     assert ((info["reputation"] >= 0) & (info["reputation"] <= 1)).all()
     assert obs.dtype == np.float32 and np.isfinite(obs).all() and env.observation_space.contains(obs)
     assert np.isfinite(reward)

@@ -74,6 +74,7 @@ def test_runtime_and_recommend_through_the_package_import_neither_torch_nor_sb3_
                            "demand", "warmup_percentage")),
     ("ipwarmup/AddIP-v0", ALL_COLUMNS),
     ("ipwarmup/Randomized-v0", ALL_COLUMNS),
+    ("ipwarmup/SelfHosted-v0", ALL_COLUMNS),  # no overflow: a backlog builds up and expires
 ])
 def test_features_from_statistics_equal_the_simulator_observation(scenario: str, columns: tuple[str, ...]) -> None:
     """Recomputing the observation from a sender's statistics gives build_observation's numbers, every day."""
