@@ -17,6 +17,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
 from stable_baselines3.common.vec_env import VecNormalize  # noqa: E402
@@ -30,6 +31,15 @@ def steps_per_second(venv: Any, config: dict[str, Any], n_timesteps: int, seed: 
     start = time.perf_counter()
     model.learn(n_timesteps)
     return model.num_timesteps / (time.perf_counter() - start)
+
+
+def vec_step_us(venv: Any, actions: np.ndarray, steps: int = 500) -> float:
+    """Microseconds per ``VecEnv.step`` of all envs at once (the env side of a rollout, no network)."""
+    venv.reset()
+    start = time.perf_counter()
+    for _ in range(steps):
+        venv.step(actions)
+    return (time.perf_counter() - start) / steps * 1e6
 
 
 def main() -> None:
@@ -51,6 +61,12 @@ def main() -> None:
     print(f"{args.env:<24}{ipwarmup:>14,.0f}")
     print(f"{'CartPole-v1 (Dummy)':<24}{cartpole:>14,.0f}")
     print(f"ratio ipwarmup / CartPole: {ipwarmup / cartpole:.2f} (target >= 1)")
+    n = config["n_envs"]
+    ours = vec_step_us(make_training_env(config, seed=1), np.zeros((n, 5), np.float32))
+    theirs = vec_step_us(VecNormalize(make_vec_env("CartPole-v1", n_envs=n, seed=1), gamma=config["gamma"]),
+                         np.zeros(n, np.int64))
+    print(f"env side only (VecNormalize included), one step of all {n} envs: ipwarmup {ours:,.0f} us, "
+          f"CartPole {theirs:,.0f} us ({theirs / ours:.2f}x)")
 
 
 if __name__ == "__main__":
