@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -116,12 +117,18 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def test_cli_on_a_csv_prints_the_runtimes_caps(tmp_path: Path) -> None:
+def _episode_csv(path: Path) -> tuple[Path, list[dict[str, Any]], list[dict[str, Any]]]:
+    """The exported policy's folder, and a 3-day simulated episode's infos and statistics, written to ``path``."""
     _, folder = exported()
     infos, shares = episode(3)
     rows = stats_rows(infos, shares, ("sent", "delivered", "deferred", "bounced", "blocked", "complaints", "opens",
                                       "expired", "queued", "demand", "warmup_percentage"))
-    _write_csv(tmp_path / "stats.csv", rows)
+    _write_csv(path, rows)
+    return folder, infos, rows
+
+
+def test_cli_on_a_csv_prints_the_runtimes_caps(tmp_path: Path) -> None:
+    folder, infos, rows = _episode_csv(tmp_path / "stats.csv")
     result = cli("--policy", str(folder), "--stats", str(tmp_path / "stats.csv"), "--json", *audience_args(infos[0]))
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
@@ -138,11 +145,7 @@ def test_cli_on_a_csv_prints_the_runtimes_caps(tmp_path: Path) -> None:
 
 
 def test_cli_without_audience_says_the_audience_was_imputed(tmp_path: Path) -> None:
-    _, folder = exported()
-    infos, shares = episode(3)
-    rows = stats_rows(infos, shares, ("sent", "delivered", "deferred", "bounced", "blocked", "complaints", "opens",
-                                      "expired", "queued", "demand", "warmup_percentage"))
-    _write_csv(tmp_path / "stats.csv", rows)
+    folder, infos, rows = _episode_csv(tmp_path / "stats.csv")
     table = cli("--policy", str(folder), "--stats", str(tmp_path / "stats.csv"))
     assert table.returncode == 0, table.stderr
     assert "audience features imputed" in table.stdout and "--audience opened_30d=" in table.stdout
