@@ -370,19 +370,16 @@ def train(
         if not (source / MODEL_FILE).exists():
             raise RunError(f"{run_dir} has no checkpoint or model to resume from")
         try:
-            saved = PPO.load(source / MODEL_FILE, device="cpu")
+            model = PPO.load(source / MODEL_FILE, device="cpu")
         except Exception as exc:
             raise RunError(f"{source / MODEL_FILE} is not a readable SB3 model ({type(exc).__name__})") from None
-        check_observation_shape(saved, source / MODEL_FILE, int(config.get("frame_stack", 1)))
+        check_observation_shape(model, source / MODEL_FILE, int(config.get("frame_stack", 1)))
         vecnorm_path = source / VECNORM_FILE
         if _vecnormalize(venv) is not None and vecnorm_path.exists():
             base = _vecnormalize(venv).venv
             loaded = VecNormalize.load(str(vecnorm_path), base)
             venv = loaded if config.get("frame_stack", 1) == 1 else type(venv)(loaded, n_stack=config["frame_stack"])
-        try:
-            model = PPO.load(source / MODEL_FILE, env=venv, device="cpu")
-        except Exception as exc:
-            raise RunError(f"{source / MODEL_FILE} is not a readable SB3 model ({type(exc).__name__})") from None
+        model.set_env(venv)  # same spaces (checked above) and the config's n_envs
     else:
         atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
         atomic_write_text(run_dir / "command.txt", " ".join(sys.argv) + "\n")
