@@ -320,8 +320,8 @@ def _update_trust(
     inbox: np.ndarray,
     mix: np.ndarray,
     cold: np.ndarray,
-    open_p: np.ndarray | None = None,
-    deferred: np.ndarray | None = None,
+    open_p: np.ndarray | None,
+    deferred: np.ndarray,
 ) -> None:
     """Trust grows with steady, wanted volume; falls with spikes, complaints and bounces; fades idle.
 
@@ -339,7 +339,7 @@ def _update_trust(
         open_p = mix @ np.asarray(s.tier_open_rate)
     engagement = np.minimum(open_p / REFERENCE_OPEN_RATE, 1.0)
     complaint_gate = _clip(1.0 - (pressure - s.complaint_safe) / (s.complaint_limit - s.complaint_safe), 0.0, 1.0)
-    offered = accepted if deferred is None else accepted + deferred
+    offered = accepted + deferred
     throttle_gate = np.where(offered > 0, accepted / np.maximum(offered, 1), 1.0)
     growth = params.trust_rate * activity * engagement * complaint_gate * throttle_gate * (1.0 - state.trust)
 
