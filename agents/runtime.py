@@ -338,7 +338,12 @@ def observations(history: History, fbl: np.ndarray, frames: int, demand_hint: np
     reported); earlier frames are all NaN (the graph's zero padding). ``audience`` ({tier: fraction}, see
     :func:`audience_vector`) fills the audience features of every frame; without it they are NaN.
     """
-    tiers = audience_vector(audience)
+    return _observations(history, fbl, frames, demand_hint, audience_vector(audience))
+
+
+def _observations(history: History, fbl: np.ndarray, frames: int, demand_hint: np.ndarray | None,
+                  tiers: np.ndarray) -> np.ndarray:
+    """:func:`observations` for an already validated audience vector (``audience_vector``'s output)."""
     v = derived_columns(history, fbl)
     d, n_p = history.days, len(history.providers)
     first_day = max(d - frames + 1, 0)  # warm-up day of the first frame (0 = the reset observation)
@@ -439,13 +444,13 @@ class Runtime:
         ignored = []
         if audience is not None and not self.learned_audience:
             ignored = [f"audience_{t}" for t in AUDIENCE_TIERS]
-            audience = None
+            audience, tiers = None, audience_vector(None)
         if not isinstance(history, History):
             history = History.from_rows(history, self.providers, start)
         if history.providers != self.providers:
             raise HistoryError(f"history providers {history.providers} differ from the card's {self.providers}")
         hint = None if demand is None else np.array([float(demand.get(p, math.nan)) for p in self.providers])
-        obs = self.observations(history, hint, audience)
+        obs = _observations(history, self.fbl, self.frame_stack, hint, tiers)
         action, _ = self.act(obs[None])
         share = action_to_share(action)  # float64 like the simulator; the graph's float32 share can floor 1 lower
         names = feature_names(self.providers)
