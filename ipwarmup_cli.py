@@ -8,8 +8,8 @@ import sys
 COMMANDS = {
     "train": "train",
     "evaluate": "evaluate",
-    "export": "agents.export",
-    "recommend": "agents.recommend",
+    "export": "deploy.export",
+    "recommend": "deploy.recommend",
 }
 
 

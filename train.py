@@ -11,11 +11,12 @@ import sys
 import time
 from pathlib import Path
 
+from core.util import OneLineParser, fail
 from envs.scenario import ScenarioError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="train.py", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="train.py", description=__doc__.splitlines()[0])
     parser.add_argument("--env", default=None, help="env id (default ipwarmup/NewIP-v0)")
     parser.add_argument("--seed", type=int, default=0, help="training seed, in [0, 1000000)")
     parser.add_argument("-n", "--n-timesteps", type=int, default=None, help="total env steps (overrides the config)")
@@ -36,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     from agents.ppo import RunError
-    from agents.training import ConfigError, parse_params, train
+    from training.config import ConfigError, parse_params
+    from training.run import train
 
     args = build_parser().parse_args(argv)
     env_id = args.env or (None if args.resume else "ipwarmup/NewIP-v0")
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
                         args.resume, args.num_threads, args.tensorboard)
         print(f"saved run to {run_dir}")
         if args.eval_episodes > 0:
-            from agents.report import compare_with_baseline
+            from training.report import compare_with_baseline
 
             print(compare_with_baseline(run_dir, args.eval_episodes))
     except KeyboardInterrupt:
@@ -57,8 +59,7 @@ def main(argv: list[str] | None = None) -> None:
               file=sys.stderr)
         raise SystemExit(130) from None
     except (ConfigError, RunError, ScenarioError) as exc:
-        print(f"train.py: error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        fail("train.py", exc)
 
 
 if __name__ == "__main__":

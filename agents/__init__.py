@@ -1,37 +1,12 @@
-"""Everything that acts on the simulator: schedules, heuristics, the oracle and PPO.
+"""What acts on the simulator: published schedules, adaptive heuristics, the oracle, trained PPO policies.
 
-``load_policy(spec, env)`` is the one entry point (DESIGN.md, "Contracts"); ``run_episodes`` and
-``episode_kpis`` compute the episode KPIs every report uses.
-
-The names below are imported lazily (PEP 562) so that the scheduler-side modules
-(``agents.runtime``, ``agents.recommend``, ``agents.ses_events``) load with numpy and onnxruntime
-alone: importing them must not pull in gymnasium, torch or stable-baselines3.
+``load_policy(spec, env)`` is the one entry point (DESIGN.md, "Contracts"); every object it returns
+satisfies :class:`agents.policy.PolicyProtocol` (SB3's ``predict`` plus ``reset(seed)``).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from agents.policy import Policy, PolicyProtocol
+from agents.registry import BASELINES, load_policy
 
-_LAZY = {
-    "BASELINES": "agents.registry",
-    "load_policy": "agents.registry",
-    "KPI_NAMES": "agents.kpis",
-    "episode_kpis": "agents.kpis",
-    "run_episodes": "agents.kpis",
-    "Policy": "agents.policy",
-}
-
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'agents' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__all__ = ["BASELINES", "Policy", "PolicyProtocol", "load_policy"]

@@ -16,8 +16,8 @@ import numpy as np
 
 from agents.policy import Memory, P, Policy, account_rates, available, rate, sent, share, volume_to_action
 from agents.schedules import Schedule, get_schedule
-from envs.dynamics import FBL
-from envs.observation import share_to_action
+from core.actions import share_to_action
+from core.providers import FEEDBACK_LOOP
 
 # Braze automated IP warming holds the next day's volume when any of these hold (domain-facts 2.3).
 BRAZE_MIN_DELIVERED = 0.90  # "Delivery rate drops less than or equal to 90%"
@@ -115,7 +115,7 @@ class SESManaged(Policy):
         """Per provider [n, P]: yesterday breached a deferral, bounce or complaint limit."""
         bad = rate(obs, "deferred_rate") + rate(obs, "blocked_rate") > SES_MANAGED_MAX_DEFERRED
         bad |= rate(obs, "bounce_rate") > SES_MANAGED_MAX_BOUNCE
-        bad |= (rate(obs, "complaint_rate") > SES_MANAGED_MAX_COMPLAINT) & FBL
+        bad |= (rate(obs, "complaint_rate") > SES_MANAGED_MAX_COMPLAINT) & FEEDBACK_LOOP
         return bad & (sent(obs) > 0)
 
     def _act(self, obs: np.ndarray, starts: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ and copies of ``sim.state`` and never writes to them.
 Planning is receding-horizon search over closed-loop candidate rules, each run for ``horizon``
 days: "send ``m`` x the provider's true acceptance limit" (``envs.dynamics.throttle_limit``),
 "send ``g`` x the recent-peak accepted volume", "send a fixed share", each either for the whole
-look-ahead or for 1, 3 or 6 days and then "send all" (hold mail back while trust builds, then release).
+look-ahead or for 1, 3 or 6 days and then "send all" (hold mail back while reputation builds, then release).
 All candidates of all envs run as one batch of state copies through ``envs.dynamics.simulate_day``
 with expected values in place of random draws (certainty-equivalent planning: deterministic and
 independent of which other envs share the batch). Providers evolve independently, so each
@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from agents.policy import P, Policy, day
+from core.actions import MIN_SHARE, share_to_action
 from envs.dynamics import DayOutcome, simulate_day, throttle_limit
-from envs.observation import MIN_SHARE, share_to_action
 from envs.scenario import Scenario
 from envs.simulator import Simulator
 
@@ -45,7 +45,7 @@ HORIZON = 15
 """Look-ahead days per decision."""
 SWITCH_DAYS: tuple[int, ...] = (1, 3, 6)
 """Each rule is also tried for only this many look-ahead days, then 'send all': a ramp that holds mail
-back while trust builds (where unsent mail waits in a queue) and then releases it."""
+back while reputation builds (where unsent mail waits in a queue) and then releases it."""
 COST_WEIGHT = 0.3
 """Weight of the env's reward costs (complaints, bounces, blocks, lost and deferred mail) in the planning
 objective next to inboxed mail. 0 plans for the headline KPI, inboxed share of demand; 1 plans for the
@@ -162,7 +162,7 @@ class OraclePolicy(Policy):
         value = np.zeros((n * c, P))
         first = np.zeros((n * c, P))
         for h in range(self.horizon):
-            limit = throttle_limit(rules, st.trust, st.peak, cold)
+            limit = throttle_limit(rules, st.reputation, st.peak, cold)
             avail = pr.demand + st.backlog.sum(-1)
             expiring = st.backlog[..., -1]  # queued mail whose window closes tonight (overflow 'none' only)
             target = np.where(np.isnan(grow), np.maximum(m * limit - st.retry.sum(-1), expiring),

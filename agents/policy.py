@@ -4,21 +4,40 @@ Schedules and heuristics act on the observation alone, which is the explicit cha
 documents (``envs.observation.LAYOUT``): the day, each provider's available mail, yesterday's
 share on the new IP and yesterday's rates. The helpers below decode those entries once, so no
 agent indexes the raw vector. Only the oracle needs more; it gets the simulator through
-:meth:`Policy.bind` (see ``agents/oracle.py``).
+its constructor or :meth:`OraclePolicy.bind` (see ``agents/oracle.py``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from envs.dynamics import FBL
-from envs.observation import LAYOUT, OBS_SIZE, share_to_action
-from envs.scenario import PROVIDERS
+from core.actions import share_to_action
+from core.features import LAYOUT, OBS_SIZE
+from core.providers import FEEDBACK_LOOP, PROVIDERS
 
 P = len(PROVIDERS)
 Memory = dict[str, np.ndarray]
+
+
+@runtime_checkable
+class PolicyProtocol(Protocol):
+    """What every agent offers: stable-baselines3's ``predict`` (batched over envs) and ``reset(seed)``.
+
+    ``reset`` starts a new episode (or batch of episodes): it clears per-episode memory and reseeds any
+    randomness the policy has, so an episode's actions depend on its seed alone.
+    """
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]: ...
+
+    def reset(self, seed: int | None = None) -> None: ...
 
 
 class Policy:
@@ -36,8 +55,9 @@ class Policy:
         self.memory: Memory = {}
         self._n: int | None = None
 
-    def bind(self, env: Any) -> None:
-        """Attach the env(s) this policy acts on; only policies that read hidden state need it."""
+    def reset(self, seed: int | None = None) -> None:
+        """Forget every env's memory; the next ``predict`` starts fresh (memoryless policies ignore ``seed``)."""
+        self._n, self.memory = None, {}
 
     def initial_memory(self, n: int) -> Memory:
         """Fresh per-env memory for ``n`` envs; empty for memoryless policies."""
@@ -129,7 +149,7 @@ def account_rates(obs: np.ndarray) -> dict[str, np.ndarray]:
     out = {name: ratio((attempts * rate(obs, f"{name}_rate")).sum(-1), total)
            for name in ("delivered", "deferred", "blocked", "bounce")}
     out["open"] = ratio((delivered * rate(obs, "open_rate")).sum(-1), delivered.sum(-1))
-    fbl_delivered = delivered * FBL
+    fbl_delivered = delivered * FEEDBACK_LOOP
     out["complaint"] = ratio((fbl_delivered * rate(obs, "complaint_rate")).sum(-1), fbl_delivered.sum(-1))
     out["sent"] = total
     return out
@@ -157,10 +177,11 @@ class RandomPolicy(Policy):
         super().__init__()
         self.rng = np.random.default_rng(seed)
 
-    def seed(self, seed: int | None = None) -> None:
-        """Restart the draws, so an episode's actions depend on its seed alone (the evaluation runner calls it).
+    def reset(self, seed: int | None = None) -> None:
+        """Restart the draws, so an episode's actions depend on its seed alone (the episode loop calls it).
 
         The seed is mixed with a constant so the policy's stream differs from the env's (seeded alike)."""
+        super().reset(seed)
         self.rng = np.random.default_rng(None if seed is None else [seed, RANDOM_POLICY_STREAM])
 
     def _act(self, obs: np.ndarray, starts: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from envs.observation import OBS_SIZE
+from core.features import OBS_SIZE
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.zip"
@@ -147,6 +147,10 @@ class RunPolicy:
     def __init__(self, artifacts: RunArtifacts) -> None:
         self.artifacts = artifacts
         self.stacker = FrameStacker(artifacts.frame_stack)
+
+    def reset(self, seed: int | None = None) -> None:
+        """Forget the frame history; the policy is deterministic, so ``seed`` has no effect."""
+        self.stacker.buffer = None
 
     def policy_input(self, observation: np.ndarray, episode_start: np.ndarray | None = None) -> np.ndarray:
         """The network's input for raw observations [n, OBS_SIZE]: normalized, then frame-stacked."""

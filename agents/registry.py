@@ -2,7 +2,7 @@
 
 ``spec`` is a baseline name (:data:`BASELINES`), a training run folder (holds ``model.zip``;
 loaded by ``agents.ppo.load_run_policy``) or an exported policy card (``policy.json`` or a folder
-holding it; loaded by ``agents.runtime.load_card_policy``). The PPO and runtime loaders are
+holding it; loaded by ``deploy.runtime.load_card_policy``). The PPO and runtime loaders are
 imported only when asked for, so baselines need neither torch nor onnxruntime.
 """
 
@@ -61,7 +61,7 @@ def load_policy(spec: str | Path, env: Any = None) -> Any:
 
         return load_run_policy(path, _first_env(env))
     if path.name == "policy.json" and path.is_file() or path.is_dir() and (path / "policy.json").is_file():
-        from agents.runtime import load_card_policy
+        from deploy.runtime import load_card_policy
 
         return load_card_policy(path, _first_env(env))
     if path.exists():

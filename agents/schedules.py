@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 from agents.policy import Policy, available, day, volume_to_action
-from envs.scenario import PROVIDERS
+from core.providers import PROVIDERS
 
 DATA = Path(__file__).parent / "data"
 MAX_VOLUME = 1e12

@@ -14,9 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.kpis import KPI_NAMES, mean_ci, run_episodes  # noqa: E402
 from agents.registry import BASELINES  # noqa: E402
 from envs import ENV_IDS  # noqa: E402
+from evaluation.kpis import KPI_NAMES, mean_ci, run_episodes  # noqa: E402
 
 DIGITS = {"inboxed_share": 4, "days_to_full": 1, "blocks": 0, "paused": 2, "return": 1}
 PERCENT = {"complaint_rate", "worst_complaint_rate", "bounce_rate", "worst_bounce_rate", "deferral_share"}

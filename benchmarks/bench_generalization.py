@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pandas as pd  # noqa: E402
 
 from agents.registry import BASELINES  # noqa: E402
-from agents.training import atomic_save  # noqa: E402
+from core.util import atomic_save  # noqa: E402
 from evaluation.report import episodes_frame  # noqa: E402
 from evaluation.runner import run  # noqa: E402
 from evaluation.specs import parse_env_spec, parse_policy_specs  # noqa: E402

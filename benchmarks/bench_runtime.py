@@ -49,10 +49,10 @@ def main() -> None:
     from export_helpers import simulate, stats_rows, train_tiny_run
     from test_export import sample_histories
 
-    from agents import runtime as rt
-    from agents.export import export_run
     from agents.ppo import load_run_policy
-    from envs.scenario import PROVIDERS
+    from core.providers import PROVIDERS
+    from deploy import runtime as rt
+    from deploy.export import export_run
 
     torch.set_num_threads(1)
     root = Path(tempfile.mkdtemp(prefix="bench-runtime-"))

@@ -2,7 +2,7 @@
 
 Run ``python benchmarks/bench_train.py`` (``--quick`` for a smoke run). Both runs use the default
 config's PPO hyperparameters, network, VecNormalize and number of envs, one torch thread, in the
-same process; only the environment differs: ipwarmup's batched :class:`~agents.vec_env.SimulatorVecEnv`
+same process; only the environment differs: ipwarmup's batched :class:`~training.vec_env.SimulatorVecEnv`
 (one numpy call steps every env) against CartPole-v1 in SB3's ``DummyVecEnv`` (one Python env per
 slot). Target from issue 4: at least CartPole's rate. Figures are printed, never asserted.
 """
@@ -22,7 +22,8 @@ import torch  # noqa: E402
 from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
 from stable_baselines3.common.vec_env import VecNormalize  # noqa: E402
 
-from agents.training import build_model, make_training_env, resolve_config  # noqa: E402
+from training.config import build_model, resolve_config  # noqa: E402
+from training.run import make_training_env  # noqa: E402
 
 
 def steps_per_second(venv: Any, config: dict[str, Any], n_timesteps: int, seed: int) -> float:

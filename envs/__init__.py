@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gymnasium
 
-from envs.families import HELDOUT_PROFILES
-from envs.observation import LAYOUT, action_to_share, share_to_action
-from envs.scenario import PROVIDERS, SCENARIOS, TIERS, Scenario, ScenarioError, get_scenario
+from core.actions import action_to_share, share_to_action
+from core.features import LAYOUT
+from core.providers import PROVIDERS, TIERS
+from envs.profiles import HELDOUT_PROFILES
+from envs.scenario import SCENARIOS, Scenario, ScenarioError, get_scenario
 from envs.warmup_env import WarmupEnv, WarmupVectorEnv
 
 ENV_IDS: tuple[str, ...] = tuple(f"ipwarmup/{name}" for name in SCENARIOS)

@@ -8,7 +8,7 @@ import gymnasium
 import numpy as np
 
 import envs
-from envs.observation import share_to_action
+from core.actions import share_to_action
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     env = gymnasium.make(args.env)
     env.reset(seed=args.seed)
     print(f"{'day':>3} {'sent':>8} {'delivered':>9} {'inbox':>8} {'deferred':>8} {'bounced':>7} {'blocked':>7} "
-          f"{'complaints':>10} {'reward':>7}  hidden trust {envs.PROVIDERS}")
+          f"{'complaints':>10} {'reward':>7}  hidden reputation {envs.PROVIDERS}")
     total, day, done = 0.0, 0, False
     while not done:
         day += 1

@@ -12,7 +12,7 @@ One call to :func:`simulate_day` runs, per env and provider:
    reputation and complaint pressure, accepts up to its throttle limit and defers the excess (4xx);
 3. deferred mail is retried on later days until the retry window closes, then it expires;
 4. accepted mail lands in the inbox or junk by reputation; inboxed mail draws opens and complaints;
-5. hidden trust, the recent-peak volume and the complaint pressure update; SES judges the account.
+5. hidden reputation, the recent-peak volume and the complaint pressure update; SES judges the account.
 """
 
 from __future__ import annotations
@@ -23,22 +23,23 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from core.actions import clip as _clip
+from core.features import SES_DECAY, ses_rate
+from core.providers import FEEDBACK_LOOP, PROVIDERS
 from envs.families import EpisodeParams
-from envs.scenario import PROVIDERS, Scenario
+from envs.scenario import Scenario
 
 P = len(PROVIDERS)
-FBL = np.array([name != "apple" for name in PROVIDERS])
-"""Providers with a feedback loop; iCloud has none, so its complaints are invisible (3.4)."""
 
-BLOCK_TRUST = 0.25
-"""Below this trust a provider rejects a growing share at SMTP (Postmaster BAD, 3.1). ASSUMPTION."""
+BLOCK_REPUTATION = 0.25
+"""Below this reputation a provider rejects a growing share at SMTP (Postmaster BAD, 3.1). ASSUMPTION."""
 BLOCK_MAX = 0.9
 PRESSURE_BLOCK_MAX = 0.5
 """Share blocked when complaint pressure reaches twice the limit ('sustained, blocks', 3.1). ASSUMPTION."""
 PRESSURE_JUNK_MAX = 0.6
 """Extra junk share at the complaint limit (Gmail: graduated impact above 0.1%, 3.1). ASSUMPTION."""
-INBOX_TRUST_LOW, INBOX_TRUST_HIGH = 0.1, 0.7
-"""Trust range over which inbox placement rises from 0 to the provider's benchmark rate. ASSUMPTION."""
+INBOX_REPUTATION_LOW, INBOX_REPUTATION_HIGH = 0.1, 0.7
+"""Reputation range over which inbox placement rises from 0 to the provider's benchmark rate. ASSUMPTION."""
 BOUNCE_SAFE = 0.02
 """Hard-bounce rate providers tolerate (SES best results < 2%, 1.4)."""
 CAPACITY_CURVE = 2.0
@@ -46,9 +47,7 @@ CAPACITY_CURVE = 2.0
 first week, as Oracle's per-ISP plan (10k Gmail days 1-5, 12.5k days 6-7) and SparkPost's week-one
 caps (2.4-2.5) describe, then fast. ASSUMPTION on the form."""
 REFERENCE_OPEN_RATE = 0.25
-"""Open rate at which mail counts as fully wanted for trust growth (Braze: > 25% is good, 2.3)."""
-SES_WINDOW_DAYS = 7.0
-"""Mean age of the exponentially weighted window SES judges rates over. ASSUMPTION."""
+"""Open rate at which mail counts as fully wanted for reputation growth (Braze: > 25% is good, 2.3)."""
 
 
 @dataclass
@@ -56,7 +55,7 @@ class State:
     """Hidden state per env (and provider); the sender never observes it directly."""
 
     day: np.ndarray  # [n] int64 days simulated in this episode
-    trust: np.ndarray  # [n, P] reputation in [0, 1]
+    reputation: np.ndarray  # [n, P] reputation in [0, 1]
     peak: np.ndarray  # [n, P] recent-peak accepted volume, fading daily
     complaints_w: np.ndarray  # [n, P] weighted complaint count
     inbox_w: np.ndarray  # [n, P] weighted inbox count (complaint pressure denominator)
@@ -72,7 +71,7 @@ class State:
     def zeros(n: int, retry_days: int) -> State:
         return State(
             day=np.zeros(n, np.int64),
-            trust=np.zeros((n, P)),
+            reputation=np.zeros((n, P)),
             peak=np.zeros((n, P)),
             complaints_w=np.zeros((n, P)),
             inbox_w=np.zeros((n, P)),
@@ -89,7 +88,7 @@ class State:
         """Start new episodes in the rows selected by ``mask``."""
         for f in fields(self):
             getattr(self, f.name)[mask] = 0
-        self.trust[mask] = params.initial_trust[mask]
+        self.reputation[mask] = params.initial_reputation[mask]
 
     def copy(self) -> State:
         return State(**{f.name: getattr(self, f.name).copy() for f in fields(self)})
@@ -136,25 +135,25 @@ def _constants(s: Scenario) -> _Constants:
     return _Constants(*arrays)
 
 
-def throttle_limit(scenario: Scenario, trust: np.ndarray, peak: np.ndarray, cold: np.ndarray) -> np.ndarray:
+def throttle_limit(scenario: Scenario, reputation: np.ndarray, peak: np.ndarray, cold: np.ndarray) -> np.ndarray:
     """Emails/day a provider accepts before deferring: min(reputation capacity, spike limit)."""
-    progress = _clip((trust - scenario.cold_trust) / (1.0 - scenario.cold_trust), 0.0, 1.0)
+    progress = _clip((reputation - scenario.cold_reputation) / (1.0 - scenario.cold_reputation), 0.0, 1.0)
     reputation_capacity = cold * (scenario.warm_capacity / cold) ** (progress**CAPACITY_CURVE)
     spike_limit = np.maximum(cold, scenario.spike_allowance * peak)
     return np.minimum(reputation_capacity, spike_limit)
 
 
-def inbox_probability(scenario: Scenario, trust: np.ndarray, pressure: np.ndarray) -> np.ndarray:
+def inbox_probability(scenario: Scenario, reputation: np.ndarray, pressure: np.ndarray) -> np.ndarray:
     """Share of accepted mail placed in the inbox."""
     base = _constants(scenario).inbox_rate
-    placement = _clip((trust - INBOX_TRUST_LOW) / (INBOX_TRUST_HIGH - INBOX_TRUST_LOW), 0.0, 1.0)
+    placement = _clip((reputation - INBOX_REPUTATION_LOW) / (INBOX_REPUTATION_HIGH - INBOX_REPUTATION_LOW), 0.0, 1.0)
     excess = _clip((pressure - scenario.complaint_safe) / (scenario.complaint_limit - scenario.complaint_safe), 0, 1)
     return base * placement * (1.0 - PRESSURE_JUNK_MAX * excess)
 
 
-def block_probability(scenario: Scenario, trust: np.ndarray, pressure: np.ndarray) -> np.ndarray:
+def block_probability(scenario: Scenario, reputation: np.ndarray, pressure: np.ndarray) -> np.ndarray:
     """Share of valid attempts rejected at SMTP (5xx)."""
-    by_trust = BLOCK_MAX * _clip((BLOCK_TRUST - trust) / BLOCK_TRUST, 0.0, 1.0)
+    by_trust = BLOCK_MAX * _clip((BLOCK_REPUTATION - reputation) / BLOCK_REPUTATION, 0.0, 1.0)
     over = _clip((pressure - scenario.complaint_limit) / scenario.complaint_limit, 0.0, 1.0)
     return 1.0 - (1.0 - by_trust) * (1.0 - PRESSURE_BLOCK_MAX * over)
 
@@ -173,11 +172,6 @@ def audience_mix(scenario: Scenario, params: EpisodeParams, on_ip: np.ndarray, a
     before = np.cumsum(share, axis=-1) - share
     taken = _clip(frac - before, 0.0, share)
     return np.where(frac > 0, taken / np.maximum(frac, 1e-12), share)
-
-
-def _clip(x: np.ndarray | float, lo: np.ndarray | float, hi: np.ndarray | float) -> np.ndarray:
-    """``np.clip`` without its Python-level dispatch (a few microseconds per call on small arrays)."""
-    return np.minimum(np.maximum(x, lo), hi)
 
 
 def _binomial(rng: np.random.Generator, n: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -266,8 +260,8 @@ def simulate_day(
     bounced = _binomial(rng, on_ip, unknown_p)
     valid = on_ip - bounced + retries
     pressure = complaint_pressure(state)
-    blocked = _binomial(rng, valid, block_probability(s, state.trust, pressure))
-    limit = throttle_limit(s, state.trust, state.peak, cold)
+    blocked = _binomial(rng, valid, block_probability(s, state.reputation, pressure))
+    limit = throttle_limit(s, state.reputation, state.peak, cold)
     if s.capacity_noise > 0:
         limit = limit * rng.lognormal(0.0, s.capacity_noise, size=limit.shape)
     accepted = np.minimum(valid - blocked, np.floor(limit).astype(np.int64))
@@ -279,13 +273,13 @@ def simulate_day(
     state.retry[...] = by_age[..., :-1]
 
     # 4. Placement, opens and complaints.
-    inbox = _binomial(rng, accepted, inbox_probability(s, state.trust, pressure))
+    inbox = _binomial(rng, accepted, inbox_probability(s, state.reputation, pressure))
     junk = accepted - inbox
     complaints = _binomial(rng, inbox, complaint_p)
     opens = _binomial(rng, inbox, open_p)
 
     # 5. Hidden state.
-    _update_trust(s, params, state, accepted, on_ip, bounced, complaints, inbox, mix, cold, open_p, deferred)
+    _update_reputation(s, params, state, accepted, on_ip, bounced, complaints, inbox, cold, open_p, deferred)
     state.peak[...] = np.maximum(accepted, s.volume_memory * state.peak)
     _update_enforcement(s, state, on_ip, bounced, accepted, complaints)
     state.day += 1
@@ -309,7 +303,7 @@ def simulate_day(
     )
 
 
-def _update_trust(
+def _update_reputation(
     s: Scenario,
     params: EpisodeParams,
     state: State,
@@ -318,14 +312,13 @@ def _update_trust(
     bounced: np.ndarray,
     complaints: np.ndarray,
     inbox: np.ndarray,
-    mix: np.ndarray,
     cold: np.ndarray,
-    open_p: np.ndarray | None,
+    open_p: np.ndarray,
     deferred: np.ndarray,
 ) -> None:
-    """Trust grows with steady, wanted volume; falls with spikes, complaints and bounces; fades idle.
+    """Reputation grows with steady, wanted volume; falls with spikes, complaints and bounces; fades idle.
 
-    Only the accepted share of the volume offered today earns trust: mail pushed on against the
+    Only the accepted share of the volume offered today earns reputation: mail pushed on against the
     provider's throttle (deferred, 4xx) is not 'steady' sending, and Gmail's advice is to reduce volume
     until deferrals stop before increasing again (domain-facts 3.1). ASSUMPTION on the form.
     """
@@ -335,13 +328,11 @@ def _update_trust(
     pressure = complaint_pressure(state)
 
     activity = _clip(np.log1p(accepted) / math.log1p(s.keep_warm_volume), 0.0, 1.0)
-    if open_p is None:
-        open_p = mix @ np.asarray(s.tier_open_rate)
     engagement = np.minimum(open_p / REFERENCE_OPEN_RATE, 1.0)
     complaint_gate = _clip(1.0 - (pressure - s.complaint_safe) / (s.complaint_limit - s.complaint_safe), 0.0, 1.0)
     offered = accepted + deferred
     throttle_gate = np.where(offered > 0, accepted / np.maximum(offered, 1), 1.0)
-    growth = params.trust_rate * activity * engagement * complaint_gate * throttle_gate * (1.0 - state.trust)
+    growth = params.reputation_rate * activity * engagement * complaint_gate * throttle_gate * (1.0 - state.reputation)
 
     reference = np.maximum(state.peak, cold)
     spike = s.spike_penalty * _clip(sent / reference - s.spike_allowance, 0.0, 2.0)
@@ -349,20 +340,20 @@ def _update_trust(
     bounce_rate = bounced / np.maximum(sent, 1)  # bounced <= sent, so 0 when nothing was sent
     bounce = s.bounce_penalty * np.maximum(bounce_rate - BOUNCE_SAFE, 0.0)
     fade = 1.0 - 0.1 ** (1.0 / s.idle_days_to_cold)
-    idle = (1.0 - activity) * fade * np.maximum(state.trust - s.cold_trust, 0.0)
+    idle = (1.0 - activity) * fade * np.maximum(state.reputation - s.cold_reputation, 0.0)
 
-    state.trust[...] = _clip(state.trust + growth - spike - complaint - bounce - idle, 0.0, 1.0)
+    state.reputation[...] = _clip(state.reputation + growth - spike - complaint - bounce - idle, 0.0, 1.0)
 
 
 def _update_enforcement(
     s: Scenario, state: State, sent: np.ndarray, bounced: np.ndarray, accepted: np.ndarray, complaints: np.ndarray
 ) -> None:
     """SES's account rates over a weighted window; pause at the thresholds once volume is representative."""
-    w = math.exp(-1.0 / SES_WINDOW_DAYS)
+    w = SES_DECAY
     state.ses_sent[...] = w * state.ses_sent + sent.sum(-1)
     state.ses_bounced[...] = w * state.ses_bounced + bounced.sum(-1)
-    state.ses_delivered_fbl[...] = w * state.ses_delivered_fbl + (accepted * FBL).sum(-1)
-    state.ses_complaints[...] = w * state.ses_complaints + (complaints * FBL).sum(-1)
+    state.ses_delivered_fbl[...] = w * state.ses_delivered_fbl + (accepted * FEEDBACK_LOOP).sum(-1)
+    state.ses_complaints[...] = w * state.ses_complaints + (complaints * FEEDBACK_LOOP).sum(-1)
     if s.enforcement != "ses":
         return
     rep = s.representative_volume
@@ -373,6 +364,4 @@ def _update_enforcement(
 
 def ses_rates(state: State) -> tuple[np.ndarray, np.ndarray]:
     """The bounce and complaint rates SES's reputation dashboard shows [n]."""
-    bounce = state.ses_bounced / np.maximum(state.ses_sent, 1.0)
-    complaint = state.ses_complaints / np.maximum(state.ses_delivered_fbl, 1.0)
-    return bounce, complaint
+    return ses_rate(state.ses_bounced, state.ses_sent), ses_rate(state.ses_complaints, state.ses_delivered_fbl)

@@ -9,16 +9,13 @@ version.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-PROVIDERS: tuple[str, ...] = ("gmail", "microsoft", "yahoo", "apple", "other")
-"""Mailbox providers in the fixed order used by every array, observation and action."""
-
-TIERS: tuple[str, ...] = ("opened_30d", "opened_60d", "opened_90d", "older")
-"""Audience engagement tiers, most engaged first (SparkPost's 30/60/90-day gates, 2.4)."""
+from core.providers import PROVIDERS, TIERS, per_provider
+from core.util import did_you_mean
+from envs.profiles import HELDOUT_PROFILES
 
 Overflow = Literal["shared_pool", "warm_pool", "none"]
 AudienceOrder = Literal["engaged_first", "random"]
@@ -27,10 +24,6 @@ Enforcement = Literal["ses", "none"]
 
 class ScenarioError(ValueError):
     """A scenario name or parameter is invalid; the message says which and why."""
-
-
-def _tuple5(*values: float) -> tuple[float, ...]:
-    return tuple(float(v) for v in values)
 
 
 @dataclass(frozen=True)
@@ -42,8 +35,8 @@ class Scenario:
     """Days per episode: the 45-day SES plan plus a 15-day post-warm-up period (1.1)."""
     demand: float = 40_000.0
     """Emails per day the new IP should carry when warm. NewIP: at most 50,000 (SES, 1.1)."""
-    provider_share: tuple[float, ...] = _tuple5(0.40, 0.20, 0.15, 0.10, 0.15)
-    """Share of the audience per provider. ASSUMPTION (typical consumer list)."""
+    provider_share: tuple[float, ...] = per_provider("audience_share")
+    """Share of the audience per provider (``core.providers``). ASSUMPTION (typical consumer list)."""
     list_quality: float = 0.8
     """0..1; sets the share of never-engaged ("older") recipients: 0.55 - 0.5 * quality. ASSUMPTION."""
     tier_complaint_rate: tuple[float, ...] = (0.0002, 0.0004, 0.0010, 0.0035)
@@ -55,10 +48,10 @@ class Scenario:
     audience_order: AudienceOrder = "engaged_first"
     """The new IP takes the most engaged recipients first, as every ESP advises (4.3)."""
 
-    warmup_days: tuple[float, ...] = _tuple5(14, 21, 28, 40, 21)
+    warmup_days: tuple[float, ...] = per_provider("warmup_days")
     """Days to HIGH reputation per provider at full activity: 2 to 6 weeks (1.1; Microsoft 'a couple
     of weeks', 2.7; AcelleMail's per-ISP table puts Gmail fastest and iCloud slowest, 2.7)."""
-    cold_capacity: tuple[float, ...] = _tuple5(10_000, 7_500, 5_000, 5_000, 10_000)
+    cold_capacity: tuple[float, ...] = per_provider("cold_capacity")
     """Emails/day a cold IP gets accepted per provider (Oracle per-ISP day 1, 2.5; iCloud ASSUMPTION)."""
     warm_capacity: float = 2_000_000.0
     """Emails/day per provider a fully trusted IP gets accepted (Salesforce: > 2 M/day draws
@@ -70,31 +63,31 @@ class Scenario:
     """Daily fade of the recent-peak volume a provider judges spikes against. ASSUMPTION."""
     capacity_noise: float = 0.1
     """Log-normal sigma of the day's throttle limit (provider load). ASSUMPTION."""
-    cold_trust: float = 0.4
-    """Trust of an IP with no history (Postmaster: between LOW and MEDIUM, 3.1). ASSUMPTION."""
-    high_trust: float = 0.8
-    """Trust at which a provider counts the IP warm (Postmaster HIGH, 3.1). ASSUMPTION."""
-    initial_trust: tuple[float, float] = (0.4, 0.4)
-    """Range the episode's initial trust is drawn from (Rewarm: what is left after 30+ idle days)."""
+    cold_reputation: float = 0.4
+    """Reputation of an IP with no history (Postmaster: between LOW and MEDIUM, 3.1). ASSUMPTION."""
+    high_reputation: float = 0.8
+    """Reputation at which a provider counts the IP warm (Postmaster HIGH, 3.1). ASSUMPTION."""
+    initial_reputation: tuple[float, float] = (0.4, 0.4)
+    """Range the episode's initial reputation is drawn from (Rewarm: what is left after 30+ idle days)."""
     keep_warm_volume: float = 1_000.0
     """Emails/day per provider that keep an IP warm (SES, 1.1)."""
     idle_days_to_cold: float = 30.0
-    """Idle days after which 90% of earned trust is gone (SendGrid, Braze: 30 days, 4.1)."""
-    inbox_rate: tuple[float, ...] = _tuple5(0.898, 0.774, 0.873, 0.82, 0.872)
+    """Idle days after which 90% of earned reputation is gone (SendGrid, Braze: 30 days, 4.1)."""
+    inbox_rate: tuple[float, ...] = per_provider("inbox_rate")
     """Inbox placement of a trusted sender (Validity 2026 benchmark, 4.3; 'other' = global)."""
     complaint_safe: float = 0.001
-    """Complaint rate below which trust grows freely (Gmail < 0.1%, 3.1)."""
+    """Complaint rate below which reputation grows freely (Gmail < 0.1%, 3.1)."""
     complaint_limit: float = 0.003
     """Complaint rate that drives junk placement and, sustained, blocks (Gmail/Yahoo 0.3%, 3.1-3.2)."""
     complaint_memory_days: float = 7.0
     """Providers judge an exponentially weighted complaint rate with this mean age (Gmail: 7
     consecutive days below 0.3% for mitigation, 3.1). ASSUMPTION on the form."""
     spike_penalty: float = 0.08
-    """Trust lost per unit of volume ratio above the spike allowance. ASSUMPTION."""
+    """Reputation lost per unit of volume ratio above the spike allowance. ASSUMPTION."""
     complaint_penalty: float = 0.06
-    """Trust lost per day per multiple of the complaint limit exceeded. ASSUMPTION."""
+    """Reputation lost per day per multiple of the complaint limit exceeded. ASSUMPTION."""
     bounce_penalty: float = 1.0
-    """Trust lost per day per unit of hard-bounce rate above 2% (SES best < 2%, 1.4). ASSUMPTION."""
+    """Reputation lost per day per unit of hard-bounce rate above 2% (SES best < 2%, 1.4). ASSUMPTION."""
     retry_window_hours: float = 72.0
     """Deferred mail is retried this long, then bounces (72 h at SendGrid/SparkPost/Braze, 3.5)."""
     overflow: Overflow = "shared_pool"
@@ -125,10 +118,6 @@ class Scenario:
         _validate(self)
 
     @property
-    def n_providers(self) -> int:
-        return len(PROVIDERS)
-
-    @property
     def retry_days(self) -> int:
         """Days a deferred email is retried; a 12 h window still gets one retry the next day."""
         return max(1, math.ceil(self.retry_window_hours / 24.0))
@@ -145,9 +134,7 @@ class Scenario:
         known = {f.name for f in dataclasses.fields(self)}
         for key in overrides:
             if key not in known:
-                hint = difflib.get_close_matches(key, known, n=1)
-                suffix = f"; did you mean {hint[0]!r}?" if hint else ""
-                raise ScenarioError(f"unknown scenario parameter {key!r}{suffix}")
+                raise ScenarioError(f"unknown scenario parameter {key!r}{did_you_mean(key, known)}")
         coerced = {k: _coerce(k, v, getattr(self, k)) for k, v in overrides.items()}
         return dataclasses.replace(self, **coerced)
 
@@ -207,11 +194,11 @@ def _validate(s: Scenario) -> None:
         fail("cold_capacity must be positive and warm_capacity at least the largest of them")
     if not all(0.0 < v <= 1.0 for v in s.inbox_rate):
         fail(f"inbox_rate values must lie in (0, 1], got {s.inbox_rate}")
-    if not 0.0 < s.cold_trust < s.high_trust < 1.0:
-        fail(f"need 0 < cold_trust < high_trust < 1, got {s.cold_trust}, {s.high_trust}")
-    lo, hi = s.initial_trust
+    if not 0.0 < s.cold_reputation < s.high_reputation < 1.0:
+        fail(f"need 0 < cold_reputation < high_reputation < 1, got {s.cold_reputation}, {s.high_reputation}")
+    lo, hi = s.initial_reputation
     if not 0.0 <= lo <= hi <= 1.0:
-        fail(f"initial_trust must be a range inside [0, 1], got {s.initial_trust}")
+        fail(f"initial_reputation must be a range inside [0, 1], got {s.initial_reputation}")
     if s.spike_allowance <= 1.0:
         fail(f"spike_allowance must exceed 1, got {s.spike_allowance}")
     for name in ("volume_memory",):
@@ -237,8 +224,6 @@ def _validate(s: Scenario) -> None:
     if not 0 < s.pause_bounce_rate <= 1 or not 0 < s.pause_complaint_rate <= 1:
         fail("pause rates must be in (0, 1]")
     if s.profile is not None:
-        from envs.families import HELDOUT_PROFILES  # local: families imports this module
-
         if s.profile not in HELDOUT_PROFILES:
             fail(f"unknown profile {s.profile!r}; known: {', '.join(sorted(HELDOUT_PROFILES))}")
 
@@ -250,7 +235,7 @@ ADD_IP = Scenario(
     name="AddIP-v0",
     demand=150_000.0,
     overflow="warm_pool",
-    initial_trust=(0.5, 0.5),  # same domain and SPF record: 'inherit some of the domain's reputation' (2.7)
+    initial_reputation=(0.5, 0.5),  # same domain and SPF record: 'inherit some of the domain's reputation' (2.7)
 )
 """A new IP joins a pool of warm IPs that absorb the overflow; it should carry its 1/4 share of 600k/day."""
 
@@ -265,7 +250,7 @@ SELF_HOSTED = Scenario(
 
 REWARM = Scenario(
     name="Rewarm-v0",
-    initial_trust=(0.4, 0.6),  # what 30+ idle days leave of a warm IP's trust (4.1); hidden
+    initial_reputation=(0.4, 0.6),  # what 30+ idle days leave of a warm IP's reputation (4.1); hidden
 )
 """An IP that was warm, then idle 30+ days (SES 'restart warm-up'); what is left of it is hidden."""
 
@@ -279,8 +264,7 @@ def get_scenario(name: str, /, **overrides: Any) -> Scenario:
     """The named scenario (with or without the ``ipwarmup/`` prefix), with validated overrides."""
     key = name.removeprefix("ipwarmup/")
     if key not in SCENARIOS:
-        hint = difflib.get_close_matches(key, SCENARIOS, n=1)
-        suffix = f"; did you mean 'ipwarmup/{hint[0]}'?" if hint else ""
+        suffix = did_you_mean(key, SCENARIOS, prefix="ipwarmup/")
         raise ScenarioError(f"unknown scenario {name!r}{suffix} (known: {', '.join(SCENARIOS)})")
     return SCENARIOS[key].replace(**overrides) if overrides else SCENARIOS[key]
 

@@ -11,10 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from envs.dynamics import FBL, DayOutcome, State, ses_rates, simulate_day
+from core.actions import MIN_SHARE, action_to_share
+from core.providers import FEEDBACK_LOOP, PROVIDERS
+from envs.dynamics import DayOutcome, State, ses_rates, simulate_day
 from envs.families import EpisodeParams, draw_episode_params, resolved_scenario
-from envs.observation import MIN_SHARE, action_to_share, build_observation
-from envs.scenario import PROVIDERS, Scenario
+from envs.observation import build_observation
+from envs.scenario import Scenario
 
 COUNT_KEYS = ("sent", "delivered", "inbox", "junk", "deferred", "bounced", "blocked", "complaints", "opens",
               "expired", "overflow", "queued", "first_attempts")
@@ -114,12 +116,12 @@ class Simulator:
         bounce, complaint = ses_rates(self.state)
         info.update(
             providers=PROVIDERS,
-            fbl=FBL.copy(),
+            fbl=FEEDBACK_LOOP.copy(),
             demand=int(self.params.demand[i].sum()),
             demand_by_provider=self.params.demand[i].copy(),
             audience=self.params.tier_share[i].copy(),
             backlog=self.state.backlog[i].sum(-1),
-            reputation=self.state.trust[i].copy(),
+            reputation=self.state.reputation[i].copy(),
             paused=bool(self.state.paused[i]),
             day=int(self.state.day[i]),
             ses_bounce_rate=float(bounce[i]),
@@ -138,12 +140,12 @@ class Simulator:
         info: dict[str, Any] = {k: getattr(outcome, k).copy() for k in COUNT_KEYS}
         info.update(
             providers=providers,
-            fbl=np.broadcast_to(FBL, (n, len(PROVIDERS))).copy(),
+            fbl=np.broadcast_to(FEEDBACK_LOOP, (n, len(PROVIDERS))).copy(),
             demand=self.params.demand.sum(-1),
             demand_by_provider=self.params.demand.copy(),
             audience=self.params.tier_share.copy(),
             backlog=self.state.backlog.sum(-1),
-            reputation=self.state.trust.copy(),
+            reputation=self.state.reputation.copy(),
             paused=self.state.paused.copy(),
             day=self.state.day.copy(),
             ses_bounce_rate=bounce.copy(),

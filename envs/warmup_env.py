@@ -9,12 +9,14 @@ from gymnasium import Env, spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.observation import LAYOUT
-from envs.scenario import PROVIDERS, Scenario, get_scenario
+from core.features import LAYOUT
+from core.providers import PROVIDERS
+from envs.scenario import Scenario, get_scenario
 from envs.simulator import COUNT_KEYS, Simulator
 
 
-def _spaces() -> tuple[spaces.Box, spaces.Box]:
+def spaces_for() -> tuple[spaces.Box, spaces.Box]:
+    """The observation and action spaces every env of this package shares (SB3's VecEnv adapter too)."""
     low, high = LAYOUT.bounds()
     observation_space = spaces.Box(low, high, dtype=np.float32)
     action_space = spaces.Box(-1.0, 1.0, shape=(len(PROVIDERS),), dtype=np.float32)
@@ -32,9 +34,9 @@ class WarmupEnv(Env[np.ndarray, np.ndarray]):
 
     ## Description
     A sender moves its daily mail onto a new dedicated IP. Each mailbox provider (Gmail, Microsoft,
-    Yahoo/AOL, Apple iCloud, other) keeps hidden trust in the IP and a memory of the volume it has
-    recently accepted; it defers (4xx) what exceeds its limit, blocks (5xx) when trust is bad or
-    complaints are high, and junks a share by reputation. Trust grows with steady, wanted volume,
+    Yahoo/AOL, Apple iCloud, other) keeps hidden reputation in the IP and a memory of the volume it has
+    recently accepted; it defers (4xx) what exceeds its limit, blocks (5xx) when reputation is bad or
+    complaints are high, and junks a share by reputation. Reputation grows with steady, wanted volume,
     drops on spikes, complaints and bounces, and fades when the IP goes quiet. The model and every
     number's source are in ``docs/model.md``.
 
@@ -75,7 +77,7 @@ class WarmupEnv(Env[np.ndarray, np.ndarray]):
     scenario parameters (``reward_*``).
 
     ## Starting State
-    Day 0, nothing sent; hidden trust drawn from the scenario's ``initial_trust`` range (cold for a
+    Day 0, nothing sent; hidden reputation drawn from the scenario's ``initial_reputation`` range (cold for a
     new IP; partly kept and unknown to the agent in Rewarm-v0); Randomized-v0 draws provider speeds,
     list quality, demand and provider mix per episode.
 
@@ -97,7 +99,7 @@ class WarmupEnv(Env[np.ndarray, np.ndarray]):
     def __init__(self, scenario: str | Scenario = "NewIP-v0", **overrides: Any) -> None:
         self.scenario = _make_scenario(scenario, overrides)
         self.sim = Simulator(self.scenario, 1)
-        self.observation_space, self.action_space = _spaces()
+        self.observation_space, self.action_space = spaces_for()
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -128,7 +130,7 @@ class WarmupVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         self.num_envs = num_envs
         self.scenario = _make_scenario(scenario, overrides)
         self.sim = Simulator(self.scenario, num_envs)
-        self.single_observation_space, self.single_action_space = _spaces()
+        self.single_observation_space, self.single_action_space = spaces_for()
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._autoreset = np.zeros(num_envs, bool)

@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.util import BENCHMARK_SEED_BASE, TRAINING_SEED_LIMIT, OneLineParser, sha256_tree
 from evaluation import report, runner, stats
 from evaluation.runner import KpiFunction, PolicyLoader
 from evaluation.specs import EnvSpec, EvaluationError, PolicySpec, parse_env_spec, parse_policy_specs
-from evaluation.suite import BENCHMARK_SEED_BASE, REFERENCE_POLICY, TRAINING_SEED_LIMIT, get_suite
+from evaluation.suite import REFERENCE_POLICY, get_suite
 
 PROFILE_METRIC = "inboxed_share"
 """Performance profiles and the interval plot use the inboxed share: already on [0, 1] in every env."""
@@ -30,14 +31,6 @@ PROFILE_METRIC = "inboxed_share"
 
 PROFILE_REPS = 500
 """Bootstrap resamples for the profile bands (a figure, 101 thresholds per resample); tables use --reps."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr (exit 2) like every other bad input."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"evaluate: error: {message} (see --help)", file=sys.stderr)
-        raise SystemExit(2)
 
 
 def _positive_int(text: str) -> int:
@@ -51,7 +44,7 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = OneLineParser(
         prog="evaluate.py",
         description="Benchmark warm-up policies over scenarios and seeds; writes episodes.csv, summary.csv/.md, "
                     "poi.csv, traces.csv, plots/ and manifest.json into --out.",
@@ -135,7 +128,7 @@ def resolve(args: argparse.Namespace) -> Plan:
         raise EvaluationError(f"--trace-episodes must be non-negative, got {args.trace_episodes}")
     envs = list({e.label: e for e in (parse_env_spec(t) for t in env_texts)}.values())
     policies = parse_policy_specs(policy_texts)
-    digests = {p.label: report.file_digest(Path(p.spec)) for p in policies if Path(p.spec).exists()}
+    digests = {p.label: sha256_tree(Path(p.spec)) for p in policies if Path(p.spec).exists()}
     return Plan(policies, envs, [seed + i for i in range(episodes)], args.reference, args.metric, args.reps,
                 args.trace_episodes, args.suite, digests)
 
@@ -199,7 +192,7 @@ def execute(plan: Plan, out: Path, *, workers: int = 1, plots: bool = True, prog
 
 
 def censor_never(episodes: pd.DataFrame, censor: dict[str, int]) -> pd.DataFrame:
-    """``days_to_full`` is NaN ('never') in agents.kpis; for statistics it counts as horizon + 1 (right-censored).
+    """``days_to_full`` is NaN ('never') in evaluation.kpis; for statistics it counts as horizon + 1 (right-censored).
 
     The IQM then stays defined when a few episodes never reach full volume, and ranks 'never' last.
     """
@@ -226,7 +219,8 @@ def _plots(plan: Plan, results: list[runner.EpisodeResult], episodes: Any, summa
         scenario = env.make().unwrapped.scenario
         plots.plot_ramps(traces, env.label, folder / f"ramp_{env.slug}.png", colors)
         plots.plot_rates(traces, env.label, folder / f"rates_{env.slug}.png", colors)
-        plots.plot_reputation(traces, env.label, folder / f"reputation_{env.slug}.png", colors, scenario.high_trust)
+        plots.plot_reputation(traces, env.label, folder / f"reputation_{env.slug}.png", colors,
+                              scenario.high_reputation)
     if PROFILE_METRIC in episodes.columns:
         taus = np.linspace(0.0, 1.0, 101)
         profiles, cis = stats.performance_profiles(episodes, PROFILE_METRIC, taus, reps=min(plan.reps, PROFILE_REPS),

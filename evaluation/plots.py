@@ -1,4 +1,4 @@
-"""PNG figures read before the tables: ramps, rates against thresholds, hidden trust, and rliable plots.
+"""PNG figures read before the tables: ramps, rates against thresholds, hidden reputation, and rliable plots.
 
 Per-day curves are the day-wise median over the traced episodes of a (policy, env); an episode that
 SES paused stops early and its last day is marked with a cross. All figures use matplotlib's Agg
@@ -146,8 +146,8 @@ def plot_rates(traces: Mapping[str, Sequence[Trace]], env_label: str, path: Path
 
 
 def plot_reputation(traces: Mapping[str, Sequence[Trace]], env_label: str, path: Path, colors: Mapping[str, tuple],
-                    high_trust: float | None = None) -> None:
-    """Hidden per-provider trust (never observed by the policies) over time."""
+                    high_reputation: float | None = None) -> None:
+    """Hidden per-provider reputation (never observed by the policies) over time."""
     providers = next(iter(traces.values()))[0].providers
     fig, axes = plt.subplots(1, len(providers), figsize=(3.2 * len(providers), 3.0), sharey=True)
     for j, provider in enumerate(providers):
@@ -155,13 +155,14 @@ def plot_reputation(traces: Mapping[str, Sequence[Trace]], env_label: str, path:
         for policy, ts in traces.items():
             rep = _median(ts, "reputation")[:, j]
             ax.plot(np.arange(1, len(rep) + 1), rep, color=colors[policy], label=policy)
-        if high_trust is not None:
-            ax.axhline(high_trust, color="0.4", linestyle=":", linewidth=1)
+        if high_reputation is not None:
+            ax.axhline(high_reputation, color="0.4", linestyle=":", linewidth=1)
         ax.set_title(provider)
         ax.set_xlabel("day")
         ax.set_ylim(0, 1)
         ax.grid(True, alpha=0.3)
-    axes[0].set_ylabel("hidden trust" + (f" (dotted: warm at {high_trust:g})" if high_trust is not None else ""))
+    warm = f" (dotted: warm at {high_reputation:g})" if high_reputation is not None else ""
+    axes[0].set_ylabel("hidden reputation" + warm)
     fig.suptitle(f"Hidden reputation: {env_label}")
     _finish(fig, path, axes[0])
 

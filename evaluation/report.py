@@ -6,7 +6,6 @@ complete, so an interrupted or failed run never leaves a folder that looks like 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.util import config_hash
 from evaluation.runner import EpisodeResult
 from evaluation.specs import EvaluationError
 from evaluation.stats import ALL_ENVS
@@ -66,7 +66,7 @@ def atomic_dir(out: Path) -> Iterator[Path]:
 
 
 def episodes_frame(results: Sequence[EpisodeResult]) -> pd.DataFrame:
-    """One row per episode: policy, env, seed, then the KPIs in the order ``agents.kpis`` returns them."""
+    """One row per episode: policy, env, seed, then the KPIs in the order ``evaluation.kpis`` returns them."""
     rows = [{"policy": r.policy, "env": r.env, "seed": r.seed, **r.kpis} for r in results]
     return pd.DataFrame(rows)
 
@@ -150,7 +150,7 @@ def summary_markdown(summary: pd.DataFrame, poi: pd.DataFrame | None, manifest: 
         "Each cell: interquartile mean (IQM) over episodes [95% stratified-bootstrap CI, "
         f"{cfg['bootstrap_reps']} resamples, rliable]. `paused` is the share of episodes SES paused (a mean). "
         f"P(better than {reference}) is rliable's probability of improvement on `{cfg['metric']}` "
-        "(0.5 = no difference). `days_to_full` (defined in agents/kpis.py): an episode that "
+        "(0.5 = no difference). `days_to_full` (defined in evaluation/kpis.py): an episode that "
         "never gets there counts as horizon + 1 days, shown as `never` when the statistic lands there. "
         "All KPIs for every env are in `summary.csv`; per-episode values in `episodes.csv`.",
         "",
@@ -201,22 +201,6 @@ def git_commit() -> str | None:
         return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def file_digest(path: Path) -> str:
-    """sha256 of a file or of every file under a folder (names included): a changed model changes the hash."""
-    h = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for f in files:
-        h.update(str(f.relative_to(path) if path.is_dir() else f.name).encode())
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
-
-
-def config_hash(config: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def build_manifest(config: dict[str, Any], command: str, argv: Sequence[str],

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from evaluation.episodes import play_episode
+from evaluation.kpis import episode_kpis
 from evaluation.specs import EnvSpec, EvaluationError, PolicySpec
 
 CHUNK_SEEDS = 8
@@ -40,10 +42,8 @@ def default_loader(spec: str, env: Any) -> Any:
 
 
 def default_kpis(infos: list[dict[str, Any]], rewards: list[float]) -> dict[str, float]:
-    """The project's KPI definitions live in ``agents.kpis``; the benchmark never recomputes them."""
-    from agents.kpis import episode_kpis
-
-    return dict(episode_kpis(infos, rewards))
+    """The project's KPI definitions (``evaluation.kpis``); the benchmark never recomputes them."""
+    return episode_kpis(infos, rewards)
 
 
 @dataclass
@@ -75,35 +75,11 @@ class Job:
     trace_seeds: frozenset[int] = field(default_factory=frozenset)
 
 
-def _reset_policy(policy: Any, seed: int) -> None:
-    """Give policies with their own randomness a per-episode seed, if they accept one."""
-    for name in ("reset", "seed"):
-        hook = getattr(policy, name, None)
-        if callable(hook):
-            try:
-                hook(seed=seed)
-            except TypeError:
-                continue
-            return
-
-
 def rollout(policy: Any, env: Any, seed: int, kpi_fn: KpiFunction,
             keep_trace: bool) -> tuple[dict[str, float], Trace | None]:
-    """Play one deterministic episode; return its KPIs (from ``kpi_fn``) and optionally its daily trace."""
-    _reset_policy(policy, seed)
-    obs, _ = env.reset(seed=seed)
-    infos: list[dict[str, Any]] = []
-    rewards: list[float] = []
-    start = True
-    while True:
-        batch = np.asarray(obs, np.float32)[None]
-        action, _ = policy.predict(batch, episode_start=np.array([start]), deterministic=True)
-        start = False
-        obs, reward, terminated, truncated, info = env.step(np.asarray(action)[0])
-        infos.append(info)
-        rewards.append(float(reward))
-        if terminated or truncated:
-            break
+    """Play one deterministic episode (:func:`evaluation.episodes.play_episode`); its KPIs and optionally its trace."""
+    episode = play_episode(policy, env, seed)
+    infos = episode.infos
     trace = None
     if keep_trace:
         trace = Trace(
@@ -112,7 +88,7 @@ def rollout(policy: Any, env: Any, seed: int, kpi_fn: KpiFunction,
             ses_bounce_rate=np.array([i["ses_bounce_rate"] for i in infos], float),
             ses_complaint_rate=np.array([i["ses_complaint_rate"] for i in infos], float),
         )
-    return kpi_fn(infos, rewards), trace
+    return kpi_fn(infos, episode.rewards), trace
 
 
 def run_job(job: Job, loader: PolicyLoader, kpi_fn: KpiFunction) -> list[EpisodeResult]:

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from envs.families import HELDOUT_PROFILES
+from core.util import BENCHMARK_SEED_BASE
+from envs.profiles import HELDOUT_PROFILES
 
-BENCHMARK_SEED_BASE = 2_000_000
-"""First benchmark seed; episode i of every (policy, env) uses ``BENCHMARK_SEED_BASE + i``."""
-TRAINING_SEED_LIMIT = 1_000_000
-"""Training seeds are below this (see ``agents.training``)."""
 REFERENCE_POLICY = "ses-standard"
 """What probability of improvement is measured against: DESIGN.md's 'standard gradual schedule'."""
 

@@ -25,7 +25,7 @@ DOMAINS = {
 def train_tiny_run(out: Path, seed: int = 0) -> Path:
     """A PPO run folder from a few hundred steps: frame_stack 2 and VecNormalize, as real runs are; trained on
     Randomized-v0 so that it has seen lists of different composition (the runtime uses the audience only then)."""
-    from agents.training import train
+    from training.run import train
 
     overrides = {"n_envs": 4, "n_steps": 64, "batch_size": 64, "n_epochs": 2, "frame_stack": 2,
                  "eval_freq": 0, "save_freq": 0}
@@ -35,7 +35,7 @@ def train_tiny_run(out: Path, seed: int = 0) -> Path:
 @functools.cache
 def exported() -> tuple[Path, Path]:
     """(run folder, export folder), built once per test process; the schedule is 12 days long."""
-    from agents.export import export_run
+    from deploy.export import export_run
 
     root = Path(tempfile.mkdtemp(prefix="ipwarmup-export-"))
     run = train_tiny_run(root / "run")
@@ -52,7 +52,7 @@ def simulate(policy: Any, scenario: str = "ipwarmup/NewIP-v0", seed: int = 0, no
     import gymnasium
 
     import envs
-    from envs.observation import action_to_share
+    from core.actions import action_to_share
 
     env = gymnasium.make(scenario, **overrides)
     rng = np.random.default_rng(seed)
@@ -75,7 +75,7 @@ def simulate(policy: Any, scenario: str = "ipwarmup/NewIP-v0", seed: int = 0, no
 
 def audience(info: dict[str, Any]) -> dict[str, float]:
     """The simulated list's composition as a sender passes it to the runtime: {tier: fraction}."""
-    from envs.scenario import TIERS
+    from core.providers import TIERS
 
     return {t: float(x) for t, x in zip(TIERS, info["audience"], strict=True)}
 
@@ -87,7 +87,7 @@ def audience_args(info: dict[str, Any]) -> list[str]:
 
 def stats_rows(infos: list[dict[str, Any]], shares: list[np.ndarray], columns: tuple[str, ...]) -> list[dict[str, Any]]:
     """Per-day, per-provider statistics rows as a sender would report them, from the simulator's info."""
-    from envs.scenario import PROVIDERS
+    from core.providers import PROVIDERS
 
     rows = []
     for d, (info, share) in enumerate(zip(infos, shares, strict=True)):
@@ -117,7 +117,7 @@ def ses_events(infos: list[dict[str, Any]], batch: int = 50) -> list[str]:
     event type in SES's documented shape; messages carry up to ``batch`` recipients. Every tenth line is
     wrapped in an SNS envelope. Apple's complaints are invisible (no feedback loop), as in the simulator.
     """
-    from envs.scenario import PROVIDERS
+    from core.providers import PROVIDERS
 
     lines: list[str] = []
     counter = 0

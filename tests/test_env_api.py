@@ -13,16 +13,15 @@ from gymnasium.utils.env_match import check_environments_match
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs
-from envs.families import (
+from core.actions import MIN_SHARE, share_to_action
+from core.features import LAYOUT, N_PROVIDER_FEATURES, OBS_SIZE
+from envs.families import EpisodeParams, draw_episode_params, reputation_rate
+from envs.profiles import (
     TRAIN_DEMAND,
     TRAIN_LIST_QUALITY,
     TRAIN_MAX_MICROSOFT_SHARE,
     TRAIN_WARMUP_DAYS,
-    EpisodeParams,
-    draw_episode_params,
-    trust_rate,
 )
-from envs.observation import LAYOUT, MIN_SHARE, N_PROVIDER_FEATURES, OBS_SIZE, share_to_action
 
 APPLE = envs.PROVIDERS.index("apple")
 
@@ -178,13 +177,13 @@ def test_observation_is_built_only_from_observable_counts(env_id: str) -> None:
         np.testing.assert_allclose(obs, expected, rtol=1e-6, atol=1e-7)
         if terminated:
             break
-    assert OBS_SIZE == 63 and not any("trust" in n or "reputation" in n for n in LAYOUT.names)
+    assert OBS_SIZE == 63 and not any("reputation" in n or "reputation" in n for n in LAYOUT.names)
 
 
-def test_hidden_initial_trust_does_not_change_the_first_observation() -> None:
+def test_hidden_initial_reputation_does_not_change_the_first_observation() -> None:
     """Rewarm's remaining reputation is hidden: two different hidden starts look the same at reset."""
-    low, _ = gymnasium.make("ipwarmup/Rewarm-v0", initial_trust=(0.4, 0.4)).reset(seed=0)
-    high, info = gymnasium.make("ipwarmup/Rewarm-v0", initial_trust=(0.6, 0.6)).reset(seed=0)
+    low, _ = gymnasium.make("ipwarmup/Rewarm-v0", initial_reputation=(0.4, 0.4)).reset(seed=0)
+    high, info = gymnasium.make("ipwarmup/Rewarm-v0", initial_reputation=(0.6, 0.6)).reset(seed=0)
     assert np.allclose(info["reputation"], 0.6)
     assert np.array_equal(low, high)
 
@@ -234,10 +233,10 @@ def test_training_sampler_never_produces_heldout_profiles() -> None:
     assert demand.min() >= TRAIN_DEMAND[0] - 5 and demand.max() <= TRAIN_DEMAND[1] + 5  # big-sender 3e6
     older = params.tier_share[:, -1]
     assert older.max() <= scenario.tier_share(TRAIN_LIST_QUALITY[0])[-1] + 1e-12  # poor-list: quality 0.3
-    slowest_rate = trust_rate(scenario, np.array(TRAIN_WARMUP_DAYS[1]))
-    assert params.trust_rate.min() >= slowest_rate - 1e-12  # slow-providers: 49 days
+    slowest_rate = reputation_rate(scenario, np.array(TRAIN_WARMUP_DAYS[1]))
+    assert params.reputation_rate.min() >= slowest_rate - 1e-12  # slow-providers: 49 days
     # And the draws do cover the training support (the sampler is not degenerate).
-    assert demand.max() / demand.min() > 50 and params.trust_rate.std() > 0
+    assert demand.max() / demand.min() > 50 and params.reputation_rate.std() > 0
     for name, spec in envs.HELDOUT_PROFILES.items():
         outside = (
             spec.get("provider_share", (0, 0))[1] > TRAIN_MAX_MICROSOFT_SHARE

@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 
 import agents
+from core.util import BENCHMARK_SEED_BASE, TRAINING_SEED_LIMIT
 from evaluation import cli, runner, suite
+from evaluation.kpis import KPI_NAMES
 from evaluation.specs import EvaluationError, parse_env_spec, parse_policy_specs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,7 +67,7 @@ def test_standard_suite_covers_scenarios_heldout_profiles_all_baselines_and_unse
     assert set(envs.ENV_IDS) <= set(s.envs)
     assert {f"ipwarmup/Randomized-v0:profile={p}" for p in envs.HELDOUT_PROFILES} <= set(s.envs)
     assert set(agents.BASELINES) <= set(s.policies) and "oracle" in s.policies
-    assert s.seed >= suite.TRAINING_SEED_LIMIT
+    assert s.seed >= TRAINING_SEED_LIMIT
     for env in s.envs:
         parse_env_spec(env)  # every suite env builds
 
@@ -86,8 +88,8 @@ def test_same_command_gives_identical_numbers_at_any_worker_count(tmp_path: Path
     episodes = pd.read_csv(runs["w1"] / "episodes.csv")
     assert len(episodes) == 3 * 2 * 9
     assert list(episodes.columns[:3]) == ["policy", "env", "seed"]
-    assert set(agents.KPI_NAMES) <= set(episodes.columns)
-    assert sorted(set(episodes["seed"])) == [suite.BENCHMARK_SEED_BASE + i for i in range(9)]
+    assert set(KPI_NAMES) <= set(episodes.columns)
+    assert sorted(set(episodes["seed"])) == [BENCHMARK_SEED_BASE + i for i in range(9)]
     # episodes differ by seed (the seeds reach the env), yet a policy's row for a seed is stable
     assert episodes[episodes["policy"] == "random"]["return"].nunique() > 1
 
@@ -98,7 +100,7 @@ def test_result_folder_contents_and_manifest(tmp_path: Path) -> None:
                        "--trace-episodes", "1", out=out)
     assert result.returncode == 0, result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["config"]["seeds"] == [suite.BENCHMARK_SEED_BASE + i for i in range(3)]
+    assert manifest["config"]["seeds"] == [BENCHMARK_SEED_BASE + i for i in range(3)]
     assert len(manifest["config_hash"]) == 64 and "evaluate.py" in manifest["command"]
     for package in ("numpy", "gymnasium", "stable-baselines3", "torch", "rliable"):
         assert manifest["packages"][package], package
@@ -114,7 +116,7 @@ def test_result_folder_contents_and_manifest(tmp_path: Path) -> None:
     assert any(p.startswith("ramp_") for p in pngs) and any(p.startswith("rates_") for p in pngs)
     assert all((out / "plots" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     traces = pd.read_csv(out / "traces.csv")
-    assert set(traces["seed"]) == {suite.BENCHMARK_SEED_BASE} and traces["day"].max() == 8
+    assert set(traces["seed"]) == {BENCHMARK_SEED_BASE} and traces["day"].max() == 8
     assert not list(tmp_path.glob(".res.*")), "temporary folders left behind"
 
 
@@ -137,6 +139,9 @@ class NoisyConstant:
 
     def __init__(self, noise_seed: int) -> None:
         self.rng = np.random.default_rng(noise_seed)
+
+    def reset(self, seed: int | None = None) -> None:
+        """The noise runs on across episodes (its own stream, not the episode's seed)."""
 
     def predict(self, obs: np.ndarray, state: Any = None, episode_start: Any = None,
                 deterministic: bool = True) -> tuple[np.ndarray, None]:

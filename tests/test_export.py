@@ -14,12 +14,13 @@ import onnx
 import pytest
 from export_helpers import exported, simulate
 
-from agents import runtime as rt
-from agents.export import export_run
 from agents.ppo import load_run, load_run_policy
-from agents.vec_env import SimulatorVecEnv
-from envs.observation import GLOBAL_FEATURES, LAYOUT, PROVIDER_FEATURES, action_to_share
-from envs.scenario import PROVIDERS
+from core.actions import action_to_share
+from core.features import GLOBAL_FEATURES, LAYOUT, PROVIDER_FEATURES
+from core.providers import PROVIDERS
+from deploy import runtime as rt
+from deploy.export import export_run
+from training.vec_env import SimulatorVecEnv
 
 REPO = Path(__file__).resolve().parent.parent
 PICKLE_MARKERS = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05", b"PK\x03\x04")
@@ -73,7 +74,7 @@ def test_export_writes_graph_card_and_schedule() -> None:
     assert card["normalization"]["clip"] == norm.clip
     assert card["training"]["env_id"] == "ipwarmup/Randomized-v0"
     assert len(card["training"]["config_hash"]) == 64
-    assert card["kpis"]["schedule_rollout"]["days"] == 12
+    assert card["kpis"]["schedule_rollout"]["length"] == 12
     assert "10 ** (-4 * ((1 - action) / 2) ** 2)" in card["action"]["decoding"]
 
 

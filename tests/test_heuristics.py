@@ -16,8 +16,8 @@ from agents.heuristics import (
     SESManaged,
 )
 from agents.schedules import get_schedule
+from core.features import OBS_SIZE
 from envs import LAYOUT, PROVIDERS, action_to_share
-from envs.observation import OBS_SIZE
 
 DEMAND = np.array([16_000.0, 8_000, 6_000, 4_000, 6_000])
 HEALTHY = {"delivered_rate": 0.99, "bounce_rate": 0.01, "complaint_rate": 0.0002, "open_rate": 0.3}

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from agents.kpis import KPI_NAMES, NEVER, episode_kpis, run_episodes
+from evaluation.episodes import run_episodes
+from evaluation.kpis import KPI_NAMES, NEVER, episode_kpis
 
 FBL = np.array([True, True, True, False, True])
 
@@ -15,7 +16,8 @@ FBL = np.array([True, True, True, False, True])
 def day_info(demand: int = 1_000, sent: int = 1_000, delivered: int = 1_000, inbox: int = 900, overflow: int = 0,
              complaints: tuple[int, ...] = (0,) * 5, bounced: int = 0, paused: bool = False) -> dict:
     per = np.array([0.4, 0.2, 0.15, 0.1, 0.15])
-    return {"sent": np.rint(per * sent).astype(int), "delivered": np.rint(per * delivered).astype(int),
+    return {"sent": np.rint(per * sent).astype(int), "first_attempts": np.rint(per * (demand - overflow)).astype(int),
+            "delivered": np.rint(per * delivered).astype(int),
             "inbox": np.rint(per * inbox).astype(int), "deferred": np.rint(per * (sent - delivered)).astype(int),
             "bounced": np.array([bounced, 0, 0, 0, 0]), "blocked": np.zeros(5, int),
             "complaints": np.array(complaints), "overflow": np.rint(per * overflow).astype(int),
@@ -52,7 +54,8 @@ def test_worst_day_rates_only_count_representative_volume() -> None:
     kpis = episode_kpis([tiny, normal], [0, 0])
     assert kpis["worst_bounce_rate"] == pytest.approx(20 / 2_000)
     assert kpis["worst_complaint_rate"] == pytest.approx(1 / 1_800)  # FBL deliveries: 90% of 2,000
-    assert kpis["bounce_rate"] == pytest.approx(25 / (tiny["sent"].sum() + normal["sent"].sum()))
+    # SES's bounce rate: hard bounces over sends (first attempts), not over attempts including retries.
+    assert kpis["bounce_rate"] == pytest.approx(25 / (tiny["first_attempts"].sum() + normal["first_attempts"].sum()))
 
 
 def test_paused_is_reported() -> None:

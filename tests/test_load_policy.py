@@ -50,10 +50,10 @@ def test_paths_dispatch_to_the_ppo_and_card_loaders(tmp_path: Path, monkeypatch:
     calls: list[tuple[str, Path]] = []
     ppo = types.ModuleType("agents.ppo")
     ppo.load_run_policy = lambda path, env: calls.append(("run", Path(path))) or "run-policy"  # type: ignore[attr-defined]
-    runtime = types.ModuleType("agents.runtime")
+    runtime = types.ModuleType("deploy.runtime")
     runtime.load_card_policy = lambda path, env: calls.append(("card", Path(path))) or "card-policy"  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "agents.ppo", ppo)
-    monkeypatch.setitem(sys.modules, "agents.runtime", runtime)
+    monkeypatch.setitem(sys.modules, "deploy.runtime", runtime)
     run = tmp_path / "run"
     run.mkdir()
     (run / "model.zip").write_bytes(b"")

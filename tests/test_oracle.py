@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import envs
-from agents import load_policy, run_episodes
+from agents import load_policy
 from agents.oracle import ExpectedDraws, OraclePolicy, simulators
+from evaluation.episodes import run_episodes
 
 
 def test_unbound_or_misbound_oracle_says_so() -> None:
@@ -40,7 +41,7 @@ def test_planning_leaves_the_real_state_untouched() -> None:
     before = env.sim.state.copy()
     action, _ = load_policy("oracle", env).predict(obs)
     assert action.shape == (2, 5) and action.dtype == np.float32
-    for name in ("trust", "peak", "retry", "backlog", "day"):
+    for name in ("reputation", "peak", "retry", "backlog", "day"):
         np.testing.assert_array_equal(getattr(env.sim.state, name), getattr(before, name))
 
 

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from export_helpers import START, audience, audience_args, exported, ses_events, simulate, stats_rows
 
-from agents import runtime as rt
-from agents.ses_events import ProviderMap, StatsError, parse_csv, parse_events
-from envs.observation import LAYOUT
-from envs.scenario import PROVIDERS
+from core.features import LAYOUT
+from core.providers import PROVIDERS
+from deploy import runtime as rt
+from deploy.ses_events import ProviderMap, StatsError, parse_csv, parse_events
 
 REPO = Path(__file__).resolve().parent.parent
 EVENT_COLUMNS = ("sent", "delivered", "deferred", "bounced", "blocked", "complaints", "opens", "expired")
@@ -39,9 +39,9 @@ class RampPolicy:
 
 
 def episode(seed: int = 0) -> tuple[list[dict], list[np.ndarray]]:
-    """An 8-day episode from low trust at 40,000 emails/day, 24 h retry window: every event type occurs."""
+    """An 8-day episode from low reputation at 40,000 emails/day, 24 h retry window: every event type occurs."""
     _, infos, shares = simulate(RampPolicy(), seed=seed, noise=0.1, horizon=8, demand=40_000, retry_window_hours=24,
-                                initial_trust=(0.22, 0.22))
+                                initial_reputation=(0.22, 0.22))
     return infos, shares
 
 

@@ -14,22 +14,15 @@ import numpy as np
 import pytest
 from export_helpers import START, audience, exported, simulate, stats_rows
 
-from agents import runtime as rt
 from agents.ppo import load_run_policy
-from envs.dynamics import FBL
-from envs.observation import GLOBAL_FEATURES, LAYOUT, PROVIDER_FEATURES
-from envs.scenario import PROVIDERS, TIERS
+from core.features import LAYOUT
+from core.providers import FEEDBACK_LOOP, PROVIDERS, TIERS
+from core.util import sha256_file
+from deploy import runtime as rt
 
 REPO = Path(__file__).resolve().parent.parent
 ALL_COLUMNS = ("sent", "delivered", "deferred", "bounced", "blocked", "complaints", "opens", "expired", "queued",
                "backlog", "demand", "warmup_percentage")
-
-
-def test_feature_definitions_match_the_simulator_layout() -> None:
-    assert rt.feature_names(PROVIDERS) == LAYOUT.names
-    assert [(f.name, f.unit) for f in rt.PROVIDER_FEATURES] == [(f.name, f.unit) for f in PROVIDER_FEATURES]
-    assert [(f.name, f.unit) for f in rt.GLOBAL_FEATURES] == [(f.name, f.unit) for f in GLOBAL_FEATURES]
-    assert rt.AUDIENCE_TIERS == TIERS
 
 
 HEAVY = ("torch", "stable_baselines3", "gymnasium", "envs", "onnx")
@@ -46,22 +39,8 @@ def _run_isolated(prelude: str, folder: Path) -> subprocess.CompletedProcess[str
     return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False)
 
 
-def test_runtime_file_on_its_own_imports_neither_torch_nor_sb3_nor_gymnasium() -> None:
-    """A scheduler can copy agents/runtime.py alone: loaded from its file, it needs only numpy and onnxruntime."""
-    prelude = textwrap.dedent(f"""
-        import importlib.util, sys
-        spec = importlib.util.spec_from_file_location("ipwarmup_runtime", {str(REPO / "agents" / "runtime.py")!r})
-        rt = importlib.util.module_from_spec(spec)
-        sys.modules["ipwarmup_runtime"] = rt
-        spec.loader.exec_module(rt)
-    """)
-    result = _run_isolated(prelude, exported()[1])
-    assert result.returncode == 0, result.stderr
-    assert "HEAVY []" in result.stdout
-
-
 def test_runtime_and_recommend_through_the_package_import_neither_torch_nor_sb3_nor_gymnasium() -> None:
-    result = _run_isolated("import sys\nimport agents.runtime as rt, agents.recommend, agents.ses_events\n",
+    result = _run_isolated("import sys\nimport deploy.runtime as rt, deploy.recommend, deploy.ses_events\n",
                            exported()[1])
     assert result.returncode == 0, result.stderr
     assert "HEAVY []" in result.stdout
@@ -83,7 +62,7 @@ def test_features_from_statistics_equal_the_simulator_observation(scenario: str,
     rows = stats_rows(infos, shares, columns)
     for day in range(len(infos) + 1):
         history = rt.History.from_rows([r for r in rows if (r["date"] - START).days < day], PROVIDERS, START)
-        got = rt.observations(history, FBL, 3, demand_hint=infos[0]["demand_by_provider"],
+        got = rt.observations(history, FEEDBACK_LOOP, 3, demand_hint=infos[0]["demand_by_provider"],
                               audience=audience(infos[0]))
         want = np.stack(observations[max(day - 2, 0):day + 1])
         assert not np.isnan(got[-len(want):]).any()
@@ -239,7 +218,7 @@ def test_card_pointing_at_a_graph_with_other_metadata_is_refused(tmp_path: Path)
 def test_garbage_onnx_with_a_matching_hash_is_refused(tmp_path: Path) -> None:
     folder = _copy(exported()[1], tmp_path)
     (folder / rt.ONNX_FILE).write_bytes(b"not an onnx model")
-    _edit_card(folder, lambda c: c["onnx"].update(sha256=rt.file_sha256(folder / rt.ONNX_FILE)))
+    _edit_card(folder, lambda c: c["onnx"].update(sha256=sha256_file(folder / rt.ONNX_FILE)))
     with pytest.raises(rt.CardError, match="not a loadable ONNX model"):
         rt.load(folder)
 
@@ -261,8 +240,8 @@ def test_bad_history_rows_are_refused(rows: list[dict], message: str) -> None:
 
 def test_a_fixed_list_policy_ignores_the_audience_and_says_so(tmp_path: Path) -> None:
     """A policy trained on one fixed list never saw the audience vary: a given audience is imputed, not clipped."""
-    from agents.export import export_run
-    from agents.training import train
+    from deploy.export import export_run
+    from training.run import train
 
     run = train("ipwarmup/NewIP-v0", 0, tmp_path / "run", n_timesteps=256, tensorboard=False,
                 overrides={"n_envs": 4, "n_steps": 64, "batch_size": 64, "n_epochs": 1, "eval_freq": 0, "save_freq": 0})

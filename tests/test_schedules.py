@@ -12,7 +12,8 @@ import pytest
 
 import envs
 from agents.schedules import DATA, MAX_VOLUME, SchedulePolicy, get_schedule, schedules
-from envs.observation import OBS_SIZE, action_to_share
+from core.actions import action_to_share
+from core.features import OBS_SIZE
 
 BIG = np.full((1, len(envs.PROVIDERS)), 1e13)  # demand large enough that no cap applies
 SHARED_CSV = Path(__file__).resolve().parents[2] / "shared" / "calibration" / "schedules.csv"

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import envs
+from core.actions import share_to_action
 from envs.dynamics import DayOutcome, State, complaint_pressure, simulate_day, throttle_limit
 from envs.families import EpisodeParams, draw_episode_params
-from envs.observation import share_to_action
 from envs.scenario import Scenario
 
 P = len(envs.PROVIDERS)
@@ -56,7 +56,8 @@ class Batch:
             self.send(target * ses_standard_share(d))
 
     def limit(self) -> np.ndarray:
-        return throttle_limit(self.scenario, self.state.trust, self.state.peak, np.asarray(self.scenario.cold_capacity))
+        return throttle_limit(self.scenario, self.state.reputation, self.state.peak,
+                              np.asarray(self.scenario.cold_capacity))
 
 
 def _share(o: DayOutcome, part: str, whole: str, axis: int | None = 0) -> np.ndarray:
@@ -78,7 +79,7 @@ def _warm_batch(seed: int, n: int = 16, **overrides: Any) -> Batch:
 def test_fact1_warmup_time_differs_by_provider(seed: int) -> None:
     env = gymnasium.make("ipwarmup/NewIP-v0")
     env.reset(seed=seed)
-    high = env.unwrapped.scenario.high_trust
+    high = env.unwrapped.scenario.high_reputation
     first_high = np.full(P, -1)
     for day in range(1, 61):
         _, _, terminated, truncated, info = env.step(np.full(P, share_to_action(ses_standard_share(day))))
@@ -114,44 +115,44 @@ def test_fact2_full_target_on_day_one_mostly_deferred_blocked_or_junked() -> Non
 
 
 def test_fact2_full_target_from_day_one_has_a_lasting_cost() -> None:
-    """Pushing the full target against a cold IP's throttle (mail deferred, 4xx) earns no trust for the
+    """Pushing the full target against a cold IP's throttle (mail deferred, 4xx) earns no reputation for the
     deferred part, so a week later Gmail trusts it less than an IP sent Oracle's per-ISP day-1 volumes."""
     full, gentle = Batch(n=16, seed=2), Batch(n=16, seed=2)
     cold = np.asarray(full.scenario.cold_capacity)
     for _ in range(7):
         full.day(1.0)
         gentle.send(cold)
-    gap = gentle.state.trust - full.state.trust
+    gap = gentle.state.reputation - full.state.reputation
     assert gap[:, GMAIL].mean() > 0.08, gap.mean(0)
     for _ in range(7):  # both now send everything: the gap lasts into week two
         full.day(1.0)
         gentle.day(1.0)
-    assert (gentle.state.trust - full.state.trust)[:, GMAIL].mean() > 0.1
+    assert (gentle.state.reputation - full.state.reputation)[:, GMAIL].mean() > 0.1
 
 
 # 3. Sudden jumps hurt even after warm-up; steady growth of 20-40%/day does not.
 @pytest.mark.parametrize("growth", [1.2, 1.3, 1.4])
 def test_fact3_steady_growth_after_warmup_is_safe(growth: float) -> None:
     b = _warm_batch(seed=3)
-    before = b.state.trust.copy()
+    before = b.state.reputation.copy()
     volume, sent, deferred = WARM_TARGET.copy(), 0, 0
     for _ in range(5):
         volume = volume * growth
         o = b.send(volume)
         sent, deferred = sent + o.sent.sum(), deferred + o.deferred.sum()
     assert deferred / sent < 0.01
-    change = b.state.trust - before
-    # Trust keeps growing; at +40%/day a rare noisy throttle day can cost a sliver, never a real drop.
+    change = b.state.reputation - before
+    # Reputation keeps growing; at +40%/day a rare noisy throttle day can cost a sliver, never a real drop.
     assert (change.mean(0) > 0).all() and change.min() > -0.01
 
 
 def test_fact3_doubling_after_warmup_draws_deferrals_and_trust_loss() -> None:
     b = _warm_batch(seed=3)
-    before = b.state.trust.copy()
+    before = b.state.reputation.copy()
     o = b.send(2 * WARM_TARGET)
     assert _share(o, "deferred", "sent", None) > 0.1
     assert (_share(o, "deferred", "sent") > 0.05).all()
-    loss = before - b.state.trust
+    loss = before - b.state.reputation
     assert (loss > 0).all() and loss.mean() > 0.02
 
 
@@ -165,11 +166,11 @@ def _complaints(seed: int, rate: float, days: int) -> tuple[Batch, list[DayOutco
 
 def test_fact4_complaints_below_a_tenth_of_a_percent_are_safe() -> None:
     b, days, baseline_junk = _complaints(seed=4, rate=0.0005, days=14)
-    before = b.state.trust.copy()
+    before = b.state.reputation.copy()
     for o in days:
         assert o.blocked.sum() == 0
     assert (_share(days[-1], "junk", "delivered") < 1.2 * baseline_junk + 0.01).all()
-    assert (b.state.trust >= before - 1e-9).all()
+    assert (b.state.reputation >= before - 1e-9).all()
 
 
 def test_fact4_complaints_at_the_limit_junk_then_block_and_recover_slowly() -> None:
@@ -190,7 +191,7 @@ def test_fact4_complaints_at_the_limit_junk_then_block_and_recover_slowly() -> N
 # 5. Unengaged recipients cost: engaged-first beats a random audience at the same volume.
 def test_fact5_engaged_first_beats_random_audience() -> None:
     totals: dict[str, dict[str, float]] = {}
-    trust: dict[str, np.ndarray] = {}
+    reputation: dict[str, np.ndarray] = {}
     for order in ("engaged_first", "random"):
         b = Batch(n=32, seed=5, audience_order=order)
         t = dict.fromkeys(("sent", "inbox", "complaints", "bounced"), 0.0)
@@ -198,13 +199,13 @@ def test_fact5_engaged_first_beats_random_audience() -> None:
             o = b.day(ses_standard_share(day))
             for k in t:
                 t[k] += float(getattr(o, k).sum())
-        totals[order], trust[order] = t, b.state.trust.mean(0)
+        totals[order], reputation[order] = t, b.state.reputation.mean(0)
     eng, rnd = totals["engaged_first"], totals["random"]
     assert eng["sent"] == rnd["sent"]  # same volume
     assert eng["complaints"] / eng["inbox"] < 0.8 * rnd["complaints"] / rnd["inbox"]
     assert eng["bounced"] / eng["sent"] < 0.8 * rnd["bounced"] / rnd["sent"]
     assert eng["inbox"] > rnd["inbox"]
-    assert (trust["engaged_first"] > trust["random"]).all()
+    assert (reputation["engaged_first"] > reputation["random"]).all()
 
 
 # 6. Deferred mail is retried for the window, then expires.
@@ -247,12 +248,12 @@ def test_fact6_selfhosted_backlog_expires_after_the_window() -> None:
 def test_fact7_thirty_idle_days_make_the_ip_cold_again() -> None:
     b = _warm_batch(seed=7)
     s = b.scenario
-    earned = b.state.trust - s.cold_trust
-    assert (b.state.trust >= s.high_trust).all()
+    earned = b.state.reputation - s.cold_reputation
+    assert (b.state.reputation >= s.high_reputation).all()
     for _ in range(30):
         b.day(0.0)
-    left = (b.state.trust - s.cold_trust) / earned
-    assert (left <= 0.1 + 1e-9).all() and (b.state.trust < 0.5).all()
+    left = (b.state.reputation - s.cold_reputation) / earned
+    assert (left <= 0.1 + 1e-9).all() and (b.state.reputation < 0.5).all()
     np.testing.assert_allclose(b.limit(), np.broadcast_to(s.cold_capacity, (b.n, P)), rtol=0.1)
     o = b.send(WARM_TARGET)
     assert _share(o, "deferred", "sent", None) > 0.5
@@ -262,11 +263,11 @@ def test_fact7_a_thousand_a_day_per_provider_keeps_it_warm() -> None:
     b = _warm_batch(seed=7)
     for _ in range(30):
         b.send(np.full(P, 1_000.0))
-    assert (b.state.trust >= b.scenario.high_trust).all()
+    assert (b.state.reputation >= b.scenario.high_reputation).all()
     keep = _warm_batch(seed=7)
     for _ in range(30):
         keep.send(np.full(P, 100.0))  # a tenth of the advice is not enough to hold the level
-    assert (keep.state.trust < b.state.trust).all()
+    assert (keep.state.reputation < b.state.reputation).all()
 
 
 def test_fact7_a_sharp_drop_lowers_the_spike_reference() -> None:

@@ -1,4 +1,4 @@
-"""train.py and agents.training: tiny runs that load, resume after interruption, and refuse bad input."""
+"""train.py and training.run: tiny runs that load, resume after interruption, and refuse bad input."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ import pytest
 import yaml
 
 from agents.ppo import RunError, load_run, load_run_policy
-from agents.training import ConfigError, parse_params, resolve_config, train
-from envs.observation import OBS_SIZE
+from core.features import OBS_SIZE
+from training.config import ConfigError, parse_params, resolve_config
+from training.run import train
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {"n_envs": 4, "n_steps": 16, "batch_size": 32, "n_epochs": 1, "eval_freq": 0, "save_freq": 64,
@@ -140,7 +141,7 @@ def test_tensorboard_logs_and_final_report(tmp_path: Path) -> None:
     """A run with TensorBoard on writes event files; the final comparison writes strict JSON (no NaN)."""
     import json
 
-    from agents.report import compare_with_baseline
+    from training.report import compare_with_baseline
 
     run = train("ipwarmup/NewIP-v0", 0, tmp_path / "run", 128, overrides=TINY, tensorboard=True)
     assert list((run / "tb").rglob("events.out.tfevents.*"))
@@ -152,7 +153,7 @@ def test_tensorboard_logs_and_final_report(tmp_path: Path) -> None:
 
 
 def test_verdict_needs_every_interval_apart() -> None:
-    from agents.report import verdict
+    from training.report import verdict
 
     base = {"inboxed_share": (0.53, 0.52, 0.54), "complaint_rate": (5e-4, 4.9e-4, 5.1e-4),
             "bounce_rate": (0.010, 0.0099, 0.0101)}

@@ -1,10 +1,9 @@
 """The scheduler-side runtime: a policy card + ONNX file turn daily delivery statistics into tomorrow's caps.
 
-Imports only numpy, onnxruntime and the standard library (a test checks it in a fresh interpreter), so a
-production scheduler can run it without PyTorch, stable-baselines3 or gymnasium. That is also why it does
-not import ``envs``: the observation is recomputed here from the sender's own statistics, following the
-feature definitions in :data:`PROVIDER_FEATURES` / :data:`GLOBAL_FEATURES` (the one place that logic lives;
-``tests/test_runtime.py`` checks it against ``envs.observation.build_observation`` on simulated days).
+Imports only numpy, onnxruntime, the standard library and ``core`` (a test checks it in a fresh interpreter),
+so a production scheduler can run it without PyTorch, stable-baselines3 or gymnasium. The observation is
+recomputed here from the sender's own statistics through :func:`core.features.provider_features` and
+:func:`core.features.global_features`, the functions the simulator's observation builder calls too.
 
 Statistics (per calendar day and provider; counts are emails, i.e. recipients):
 
@@ -56,8 +55,6 @@ the four ``audience_*`` features enter the graph as NaN (the training mean) and 
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -67,6 +64,19 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+
+from core.actions import MIN_SHARE, action_to_share
+from core.features import (
+    GLOBAL_FEATURES,
+    SES_DECAY,
+    feature_names,
+    global_features,
+    provider_features,
+    rate,
+    ses_rate,
+)
+from core.providers import TIERS
+from core.util import sha256_file
 
 LEARNED_VARIANCE = 1e-4
 """Training variance of an audience feature below which the policy never saw lists differ (fixed-list scenarios)."""
@@ -79,18 +89,12 @@ ACTION_OUTPUT = "action"
 SHARE_OUTPUT = "share"
 METADATA_PREFIX = "ipwarmup."
 
-ACTION_DECADES = 4.0
-MIN_SHARE = 10.0**-ACTION_DECADES
-MAX_DAY = 1000.0
-SES_WINDOW_DAYS = 7.0
-"""Mean age of SES's exponentially weighted rate window, as the simulator models it (envs/dynamics.py)."""
-
 REQUIRED_COLUMNS: tuple[str, ...] = ("sent", "delivered", "deferred", "bounced", "blocked", "complaints")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("opens", "expired", "queued", "backlog", "demand", "warmup_percentage",
                                      "first_attempts")
 COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
-AUDIENCE_TIERS: tuple[str, ...] = ("opened_30d", "opened_60d", "opened_90d", "older")
-"""Engagement tiers of the list by last open, most engaged first (envs.scenario.TIERS)."""
+AUDIENCE_TIERS: tuple[str, ...] = TIERS
+"""Engagement tiers of the list by last open, most engaged first (``core.providers.TIERS``)."""
 AUDIENCE_SUM_TOLERANCE = 0.01
 """How far the audience fractions may sum from 1: room for percentages rounded to whole numbers."""
 
@@ -105,65 +109,6 @@ class HistoryError(ValueError):
 
 class AudienceError(HistoryError):
     """The audience (list composition by tier) is malformed; the message says how."""
-
-
-@dataclass(frozen=True)
-class FeatureDef:
-    """How one observation entry is computed from daily statistics (the text goes into the policy card)."""
-
-    name: str
-    unit: str
-    computed_as: str
-
-
-PROVIDER_FEATURES: tuple[FeatureDef, ...] = (
-    FeatureDef("warmup_share_log10", "log10(fraction)", "log10(clip(warmup_percentage / 100, 1e-4, 1))"),
-    FeatureDef("sent_log10", "log10(1 + emails)", "log10(1 + sent)"),
-    FeatureDef("delivered_rate", "fraction of sent", "delivered / sent (0 when sent = 0)"),
-    FeatureDef("deferred_rate", "fraction of sent", "deferred / sent (0 when sent = 0)"),
-    FeatureDef("bounce_rate", "fraction of sent", "bounced / sent (0 when sent = 0)"),
-    FeatureDef("blocked_rate", "fraction of sent", "blocked / sent (0 when sent = 0)"),
-    FeatureDef("complaint_rate", "fraction of delivered",
-               "complaints / delivered for providers with a feedback loop, else 0 (0 when delivered = 0)"),
-    FeatureDef("open_rate", "fraction of delivered", "opens / delivered (0 when delivered = 0)"),
-    FeatureDef("expired_log10", "log10(1 + emails)", "log10(1 + expired)"),
-    FeatureDef("queued_log10", "log10(1 + emails)", "log10(1 + queued)"),
-    FeatureDef("demand_log10", "log10(1 + emails)", "log10(1 + demand + backlog)"),
-)
-GLOBAL_FEATURES: tuple[FeatureDef, ...] = (
-    FeatureDef("day", "days", "min(days since the warm-up start, counting the first day as 1, 1000)"),
-    FeatureDef("demand_total_log10", "log10(1 + emails)", "log10(1 + sum of demand over providers)"),
-    FeatureDef("ses_bounce_rate", "fraction",
-               "sum_t w^(age_t) bounced_t / max(sum_t w^(age_t) first_attempts_t, 1), w = exp(-1/7), all providers"),
-    FeatureDef("ses_complaint_rate", "fraction",
-               "sum_t w^(age_t) complaints_t / max(sum_t w^(age_t) delivered_t, 1), w = exp(-1/7), "
-               "providers with a feedback loop only"),
-    *(FeatureDef(f"audience_{tier}", "fraction of the list",
-                 f"audience[{tier!r}]: the share of the sender's list in this tier by last open, from the ESP; "
-                 "given once per warm-up (the same on every day), not a daily statistic; NaN when not given")
-      for tier in AUDIENCE_TIERS),
-)
-
-
-def feature_names(providers: Sequence[str]) -> list[str]:
-    """The flat observation's entry names: provider features per provider, then the global ones."""
-    return list(_feature_names(tuple(providers)))
-
-
-@functools.cache
-def _feature_names(providers: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(f"{p}.{f.name}" for p in providers for f in PROVIDER_FEATURES) + tuple(f.name for f in GLOBAL_FEATURES)
-
-
-def action_to_share(action: np.ndarray) -> np.ndarray:
-    """``share = 10 ** (-ACTION_DECADES * ((1 - a) / 2) ** 2)``, ``a`` clipped to [-1, 1]: envs.observation's rule."""
-    a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
-    return 10.0 ** (-ACTION_DECADES * ((1.0 - a) / 2.0) ** 2)
-
-
-def _rate(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """num / den, 0 where den = 0 (the simulator's rule); NaN in num stays NaN. Never divides by 0."""
-    return np.where(den > 0, num / np.maximum(den, 1), 0.0)
 
 
 def audience_vector(audience: Mapping[str, float] | None) -> np.ndarray:
@@ -318,7 +263,7 @@ def derived_columns(history: History, fbl: np.ndarray) -> dict[str, np.ndarray]:
     first = np.where(np.isnan(v["first_attempts"]), np.maximum(v["sent"] - retry_left, 0.0), v["first_attempts"])
     prev_backlog = np.vstack([np.zeros((1, backlog.shape[1])), backlog[:-1]])
     available = v["demand"] + prev_backlog
-    estimate = np.where(np.isnan(available), np.nan, _rate(first, available))
+    estimate = np.where(np.isnan(available), np.nan, rate(first, available))
     share = np.where(np.isnan(v["warmup_percentage"]), estimate, v["warmup_percentage"] / 100.0)
     v.update(backlog=backlog, queued=queued, first_attempts=first, share=share,
              fbl_complaints=v["complaints"] * fbl)
@@ -355,18 +300,13 @@ def _observations(history: History, fbl: np.ndarray, frames: int, demand_hint: n
         cols = np.concatenate([reset, cols], axis=1)
     share, sent, delivered, deferred, bounced, blocked, complaints, opens, expired, queued, demand, backlog = cols
     k = cols.shape[1]
-    per = np.empty((k, n_p, len(PROVIDER_FEATURES)))
-    per[..., 0] = np.log10(np.clip(share, MIN_SHARE, 1.0))
-    per[..., 1] = np.log10(1.0 + sent)
-    per[..., 2:6] = _rate(cols[2:6], sent).transpose(1, 2, 0)
-    per[..., 6:8] = _rate(cols[6:8], delivered).transpose(1, 2, 0)
-    per[..., 8:10] = np.log10(1.0 + cols[8:10]).transpose(1, 2, 0)
-    per[..., 10] = np.log10(1.0 + demand + backlog)
+    per = provider_features(share, sent, delivered, deferred, bounced, blocked, complaints, opens, expired, queued,
+                            demand + backlog)
 
     # SES's weighted window over every day from the start to each frame's day.
     frame_days = np.arange(first_day, d + 1)
     ages = frame_days[:, None] - np.arange(1, d + 1)[None, :]  # [k, d]
-    weights = np.where(ages >= 0, _SES_W ** np.maximum(ages, 0), 0.0)
+    weights = np.where(ages >= 0, SES_DECAY ** np.maximum(ages, 0), 0.0)
     sums = weights @ np.stack([v["first_attempts"].sum(-1), v["bounced"].sum(-1), (v["delivered"] * fbl).sum(-1),
                                v["fbl_complaints"].sum(-1)], axis=-1)  # [k, 4]
     g = per.shape[1] * per.shape[2]  # first global feature
@@ -374,23 +314,9 @@ def _observations(history: History, fbl: np.ndarray, frames: int, demand_hint: n
     obs[: frames - k] = np.nan
     real = obs[frames - k:]
     real[:, :g] = per.reshape(k, -1)
-    real[:, g] = np.minimum(frame_days, MAX_DAY)
-    real[:, g + 1] = np.log10(1.0 + demand.sum(-1))
-    real[:, g + 2] = np.clip(sums[:, 1] / np.maximum(sums[:, 0], 1.0), 0.0, 1.0)
-    real[:, g + 3] = np.clip(sums[:, 3] / np.maximum(sums[:, 2], 1.0), 0.0, 1.0)
-    real[:, g + 4: g + 4 + len(AUDIENCE_TIERS)] = tiers
+    real[:, g:] = global_features(frame_days, demand.sum(-1), ses_rate(sums[:, 1], sums[:, 0]),
+                                  ses_rate(sums[:, 3], sums[:, 2]), np.broadcast_to(tiers, (k, len(tiers))))
     return obs
-
-
-_SES_W = math.exp(-1.0 / SES_WINDOW_DAYS)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _session(path: Path) -> ort.InferenceSession:
@@ -520,7 +446,7 @@ def load(card_path: str | Path, onnx_path: str | Path | None = None) -> Runtime:
     onnx_file = Path(onnx_path) if onnx_path is not None else card_path.parent / card["onnx"]["file"]
     if not onnx_file.exists():
         raise CardError(f"{onnx_file} does not exist")
-    digest = file_sha256(onnx_file)
+    digest = sha256_file(onnx_file)
     if digest != card["onnx"].get("sha256"):
         raise CardError(f"{onnx_file} does not match {card_path}: its sha256 is {digest[:12]}..., the card "
                         f"expects {str(card['onnx'].get('sha256'))[:12]}... (export them together)")

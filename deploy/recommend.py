@@ -1,8 +1,8 @@
 """``ipwarmup recommend --policy DIR --stats FILE``: tomorrow's per-provider caps from the sender's own statistics.
 
 Runs on the scheduler side: it imports only the runtime (numpy, onnxruntime) and the statistics readers,
-never PyTorch or gymnasium. ``--stats`` is a CSV (see :mod:`agents.runtime` for the columns) or Amazon SES
-event-publishing JSON lines (see :mod:`agents.ses_events`); ``--demand`` supplies tomorrow's mail per
+never PyTorch or gymnasium. ``--stats`` is a CSV (see :mod:`deploy.runtime` for the columns) or Amazon SES
+event-publishing JSON lines (see :mod:`deploy.ses_events`); ``--demand`` supplies tomorrow's mail per
 provider when the statistics carry no ``demand`` column (SES events never do); ``--audience`` gives the
 list's composition by last open (``opened_30d=0.45 opened_60d=0.25 opened_90d=0.15 older=0.15``, from the
 ESP), without which the policy sees the training mean and the output says so. Errors are one line on
@@ -11,20 +11,14 @@ stderr and exit status 2.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agents import runtime as rt
-from agents.ses_events import EventSummary, StatsError, read_stats
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"ipwarmup recommend: {message}\n")
+from core.util import OneLineParser, fail
+from deploy import runtime as rt
+from deploy.ses_events import EventSummary, StatsError, read_stats
 
 
 def parse_demand(items: Sequence[str], providers: Sequence[str]) -> dict[str, float]:
@@ -111,7 +105,8 @@ def recommend(policy: Path, stats: Path, mapping: Path | None = None, demand: Se
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = _Parser(prog="ipwarmup recommend", description="Tomorrow's per-provider caps from delivery statistics.")
+    parser = OneLineParser(prog="ipwarmup recommend",
+                           description="Tomorrow's per-provider caps from delivery statistics.")
     parser.add_argument("--policy", type=Path, required=True, help="exported policy folder or its policy.json")
     parser.add_argument("--stats", type=Path, required=True, help="statistics CSV or SES event JSON lines")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -126,8 +121,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         rec, summary = recommend(args.policy, args.stats, args.mapping, args.demand, args.start, args.audience)
     except (rt.CardError, rt.HistoryError, StatsError) as exc:
-        print(f"ipwarmup recommend: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        fail("ipwarmup recommend", exc)
     if args.json:
         out: dict[str, Any] = rec.as_dict()
         if summary is not None:

@@ -1,30 +1,14 @@
-"""PPO training on the batched simulator: configuration, run folders, checkpoints, resume.
+"""Train (or resume) a PPO run on the batched simulator: run folders, checkpoints, periodic evaluation.
 
-Configuration follows RL Baselines3 Zoo: ``configs/ppo.yml`` holds a ``default`` entry and entries per
-env id; ``-conf FILE`` replaces that file; ``-params key:value`` overrides single keys (values parsed
-as YAML). Training keys beside PPO's own constructor arguments:
-
-* ``n_envs``: parallel episodes in the one batched ``SimulatorVecEnv``;
-* ``n_timesteps``: total env steps (days) to train for;
-* ``frame_stack``: how many days of observations the policy sees (``VecFrameStack``);
-* ``normalize``: wrap in ``VecNormalize`` (observations and reward);
-* ``env_kwargs``: scenario overrides passed to the env;
-* ``eval_freq`` / ``eval_episodes``: periodic deterministic evaluation on fixed seeds (0 disables);
-  the best model by mean episode return is kept as ``best_model.zip``;
-* ``save_freq``: steps between checkpoints (Ctrl-C also saves one; ``--resume`` continues from it).
+The configuration keys are documented in :mod:`training.config`.
 """
 
 from __future__ import annotations
 
 import csv
-import difflib
-import inspect
 import json
-import os
-import re
 import sys
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,141 +28,19 @@ from agents.ppo import (
     check_observation_shape,
     read_config,
 )
+from core.util import EVAL_SEED_BASE, TRAINING_SEED_LIMIT, atomic_save, atomic_write_text, did_you_mean, seed_range
+from evaluation.episodes import run_episodes
+from training.config import ConfigError, build_model, resolve_config
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "ppo.yml"
 CHECKPOINT_DIR = "checkpoints"
 METRICS_FILE = "metrics.csv"
-EVAL_SEED_BASE = 1_000_000
-"""Evaluation seeds start here; training seeds stay below, so the two never overlap."""
-REPORT_SEED_BASE = 1_500_000
-"""The end-of-training comparison's seeds: unseen by training and by the evaluation that picks the best model."""
-
-TRAINING_KEYS: dict[str, type | tuple[type, ...]] = {
-    "n_envs": int,
-    "n_timesteps": int,
-    "frame_stack": int,
-    "normalize": bool,
-    "env_kwargs": dict,
-    "eval_freq": int,
-    "eval_episodes": int,
-    "save_freq": int,
-}
-ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu")
-
-
-class ConfigError(ValueError):
-    """A configuration file or override is invalid; the message names the key or file."""
-
-
-def _ppo_arguments() -> dict[str, inspect.Parameter]:
-    from stable_baselines3 import PPO
-
-    params = dict(inspect.signature(PPO.__init__).parameters)
-    for internal in ("self", "env", "seed", "device", "tensorboard_log", "verbose", "_init_setup_model"):
-        params.pop(internal, None)
-    return params
-
-
-class _ConfigLoader(yaml.SafeLoader):
-    """YAML 1.1 as PyYAML reads it, except that ``1e-3`` is a float (as in YAML 1.2 and RL Zoo's files)."""
-
-
-_ConfigLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:\d[\d_]*(?:\.\d*)?|\.\d+)[eE][-+]?\d+$"),
-    list("-+0123456789."),
-)
-
-
-def load_config_yaml(text: str) -> Any:
-    """Parse config YAML with :class:`_ConfigLoader` (exponent floats as numbers)."""
-    return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 (a SafeLoader subclass)
-
-
-def _load_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = load_config_yaml(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}".replace("\n", " ")) from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must map env ids (or 'default') to hyperparameters")
-    return data
-
-
-def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
-    """``["n_envs:32", "policy_kwargs:{net_arch: [32, 32]}"]`` -> a dict, values parsed as YAML."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition(":")
-        if not sep or not key:
-            raise ConfigError(f"-params entry {pair!r} must look like key:value")
-        try:
-            out[key.strip()] = load_config_yaml(raw)
-        except yaml.YAMLError:
-            raise ConfigError(f"-params value for {key!r} is not valid YAML: {raw!r}") from None
-    return out
-
-
-def resolve_config(
-    env_id: str, conf_file: Path | None = None, overrides: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """The default entry, then the env id's entry, then ``overrides``; every key validated."""
-    data = _load_yaml(conf_file or DEFAULT_CONFIG)
-    config: dict[str, Any] = dict(data.get("default") or {})
-    config.update(data.get(env_id) or {})
-    config.update(overrides or {})
-    validate_config(config)
-    config["env_id"] = env_id
-    return config
-
-
-def validate_config(config: dict[str, Any]) -> None:
-    ppo_args = _ppo_arguments()
-    known = set(TRAINING_KEYS) | set(ppo_args) | {"env_id", "seed"}
-    for key, value in config.items():
-        if key not in known:
-            hint = difflib.get_close_matches(key, known, n=1)
-            raise ConfigError(f"unknown hyperparameter {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
-        expected = TRAINING_KEYS.get(key)
-        if expected is not None and (not isinstance(value, expected) or (expected is int and isinstance(value, bool))):
-            kind = getattr(expected, "__name__", expected)
-            raise ConfigError(f"hyperparameter {key!r} must be {kind}, got {value!r}")
-        default = ppo_args[key].default if key in ppo_args else None
-        if isinstance(default, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise ConfigError(f"hyperparameter {key!r} must be a number, got {value!r}")
-        if isinstance(default, int) and not isinstance(default, bool) and (
-            isinstance(value, bool) or not isinstance(value, int)
-        ):
-            raise ConfigError(f"hyperparameter {key!r} must be an integer, got {value!r}")
-    for key in ("n_envs", "n_timesteps", "frame_stack"):
-        if key in config and config[key] < 1:
-            raise ConfigError(f"hyperparameter {key!r} must be at least 1, got {config[key]}")
-    kwargs = config.get("policy_kwargs") or {}
-    if not isinstance(kwargs, dict):
-        raise ConfigError(f"policy_kwargs must be a mapping, got {kwargs!r}")
-    if "activation_fn" in kwargs and kwargs["activation_fn"] not in ACTIVATIONS:
-        raise ConfigError(f"policy_kwargs.activation_fn must be one of {ACTIVATIONS}, got {kwargs['activation_fn']!r}")
-
-
-def _policy_kwargs(config: dict[str, Any]) -> dict[str, Any]:
-    import torch.nn as nn
-
-    kwargs = dict(config.get("policy_kwargs") or {})
-    if "activation_fn" in kwargs:
-        kwargs["activation_fn"] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}[
-            kwargs["activation_fn"]
-        ]
-    return kwargs
-
 
 def make_training_env(config: dict[str, Any], seed: int) -> Any:
     """SimulatorVecEnv -> VecNormalize -> VecFrameStack, as RL Zoo stacks them."""
     from stable_baselines3.common.vec_env import VecFrameStack, VecNormalize
 
-    from agents.vec_env import SimulatorVecEnv
     from envs.scenario import ScenarioError
+    from training.vec_env import SimulatorVecEnv
 
     try:
         venv: Any = SimulatorVecEnv(config["env_id"], config["n_envs"], seed=seed, **config.get("env_kwargs", {}))
@@ -199,17 +61,6 @@ def _vecnormalize(venv: Any) -> Any:
             return venv
         venv = getattr(venv, "venv", None)
     return None
-
-
-def atomic_save(path: Path, save: Callable[[Path], None]) -> None:
-    """Write through ``save`` to a temporary sibling, then rename over ``path``: never half a file."""
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    save(tmp)
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_save(path, lambda tmp: tmp.write_text(text))
 
 
 def save_artifacts(model: Any, venv: Any, folder: Path, model_file: str, vecnorm_file: str) -> None:
@@ -233,9 +84,7 @@ def live_policy(model: Any, venv: Any, config: dict[str, Any], run_dir: Path) ->
 
 def evaluate_episodes(policy: Any, config: dict[str, Any], n_episodes: int) -> list[dict[str, float]]:
     """KPIs of ``policy`` over the fixed evaluation seeds (disjoint from training seeds)."""
-    from agents.kpis import run_episodes
-
-    seeds = [EVAL_SEED_BASE + i for i in range(n_episodes)]
+    seeds = seed_range(EVAL_SEED_BASE, n_episodes)
     return run_episodes(policy, config["env_id"], seeds, env_kwargs=config.get("env_kwargs") or None)
 
 
@@ -265,9 +114,8 @@ def _callbacks(config: dict[str, Any], run_dir: Path, venv: Any) -> Any:
 
         def _on_step(self) -> bool:
             for info in self.locals.get("infos", []):
-                if "inboxed_share" in info:
-                    self.recent.append({"return": info["episode"]["r"], "inboxed_share": info["inboxed_share"],
-                                        "complaint_rate": info["complaint_rate"]})
+                if "kpis" in info:
+                    self.recent.append({k: info["kpis"][k] for k in ("return", "inboxed_share", "complaint_rate")})
             self.recent = self.recent[-200:]
             if self.bar is not None:
                 self.bar.update(self.num_timesteps - self.bar.n)
@@ -315,15 +163,6 @@ def _append_metrics(path: Path, row: dict[str, Any]) -> None:
         writer.writerow(row)
 
 
-def build_model(config: dict[str, Any], venv: Any, seed: int, tensorboard_log: str | None = None) -> Any:
-    """A fresh PPO on ``venv`` from a resolved config's PPO arguments (CPU: the MLP is too small for a GPU)."""
-    from stable_baselines3 import PPO
-
-    ppo_kwargs = {k: v for k, v in config.items() if k in _ppo_arguments()}
-    ppo_kwargs["policy_kwargs"] = _policy_kwargs(config)
-    return PPO(env=venv, seed=seed, device="cpu", verbose=0, tensorboard_log=tensorboard_log, **ppo_kwargs)
-
-
 def train(
     env_id: str | None,
     seed: int,
@@ -358,8 +197,9 @@ def train(
             extra["n_timesteps"] = n_timesteps
         config = resolve_config(env_id, conf_file, extra)
         config["seed"] = seed
-    if not 0 <= seed < EVAL_SEED_BASE:
-        raise ConfigError(f"training seed must be in [0, {EVAL_SEED_BASE}) so evaluation seeds stay unseen, got {seed}")
+    if not 0 <= seed < TRAINING_SEED_LIMIT:
+        raise ConfigError(f"training seed must be in [0, {TRAINING_SEED_LIMIT}) so evaluation seeds stay unseen, "
+                          f"got {seed}")
     _check_env_id(config["env_id"])
 
     venv = make_training_env(config, seed)
@@ -402,6 +242,5 @@ def _check_env_id(env_id: str) -> None:
     import envs
 
     if env_id not in envs.ENV_IDS:
-        hint = difflib.get_close_matches(env_id, envs.ENV_IDS, n=1)
-        raise ConfigError(f"unknown env id {env_id!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
-                          + f" (known: {', '.join(envs.ENV_IDS)})")
+        raise ConfigError(f"unknown env id {env_id!r}{did_you_mean(env_id, envs.ENV_IDS)}"
+                          f" (known: {', '.join(envs.ENV_IDS)})")

@@ -19,14 +19,11 @@ Every file is written to a temporary sibling and renamed; nothing is pickled.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import io
 import json
 import math
-import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from agents import runtime as rt
+from agents.ppo import RunArtifacts
+from core.actions import DECODING_FORMULA, LOG10_SHARE_SCALE, MIN_SHARE, action_to_share
+from core.features import AUDIENCE_FEATURES, FEATURES_BY_NAME, feature_names
+from core.providers import FEEDBACK_LOOP, PROVIDERS
+from core.util import OneLineParser, atomic_write_bytes, config_hash, fail
+from deploy import runtime as rt
 
 OPSET = 17
 SCHEDULE_CSV = "schedule.csv"
@@ -67,7 +69,7 @@ def _activation_nodes(module: Any, x: str, out: str, helper: Any) -> list[Any]:
                       "LeakyReLU, Sigmoid, Identity")
 
 
-def build_onnx(artifacts: Any, providers: Sequence[str]) -> Any:
+def build_onnx(artifacts: RunArtifacts, providers: Sequence[str]) -> Any:
     """The deterministic actor of an SB3 PPO ``MlpPolicy`` with normalization folded in, as an ONNX model."""
     import onnx
     import torch.nn as nn
@@ -81,7 +83,7 @@ def build_onnx(artifacts: Any, providers: Sequence[str]) -> Any:
     if not isinstance(policy.action_dist, DiagGaussianDistribution) or policy.squash_output:
         raise ExportError("only Gaussian, unsquashed action distributions (PPO's default) can be exported")
     k = artifacts.frame_stack
-    names = rt.feature_names(providers)
+    names = feature_names(providers)
     size = len(names)
     if policy.observation_space.shape != (k * size,):
         raise ExportError(f"the model expects observations of shape {policy.observation_space.shape}, "
@@ -99,7 +101,7 @@ def build_onnx(artifacts: Any, providers: Sequence[str]) -> Any:
         numpy_helper.from_array(np.array(-1.0, np.float32), "action_low"),
         numpy_helper.from_array(np.array(1.0, np.float32), "action_high"),
         numpy_helper.from_array(np.array(10.0, np.float32), "ten"),
-        numpy_helper.from_array(np.array(-rt.ACTION_DECADES / 4.0, np.float32), "minus_quarter_decades"),
+        numpy_helper.from_array(np.array(LOG10_SHARE_SCALE, np.float32), "minus_quarter_decades"),
     ]
     nodes = [
         helper.make_node("IsNaN", [rt.INPUT_NAME], ["missing"]),
@@ -152,12 +154,6 @@ def build_onnx(artifacts: Any, providers: Sequence[str]) -> Any:
 # --------------------------------------------------------------------------------------------- policy card
 
 
-def config_hash(config: dict[str, Any]) -> str:
-    """sha256 of the run's configuration as canonical JSON: the same config gives the same hash."""
-    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def _training_kpis(run_dir: Path) -> dict[str, Any] | None:
     """The last periodic evaluation the training run recorded (metrics.csv), if any."""
     path = run_dir / "metrics.csv"
@@ -169,24 +165,21 @@ def _training_kpis(run_dir: Path) -> dict[str, Any] | None:
     return {k: float(v) for k, v in rows[-1].items() if v not in ("", None)}
 
 
-def policy_card(artifacts: Any, onnx_sha256: str, providers: Sequence[str], fbl: Sequence[bool],
+def policy_card(artifacts: RunArtifacts, onnx_sha256: str, providers: Sequence[str], fbl: Sequence[bool],
                 schedule_kpis: dict[str, Any], schedule_info: dict[str, Any]) -> dict[str, Any]:
     """The card that documents the ONNX graph's interface for a scheduler and lets the runtime check it."""
-    from envs.observation import GLOBAL_FEATURES, PROVIDER_FEATURES
-
-    desc = {f.name: f for f in PROVIDER_FEATURES + GLOBAL_FEATURES}
     norm = artifacts.normalization
-    names = rt.feature_names(providers)
+    names = feature_names(providers)
     features = []
     for i, name in enumerate(names):
         short = name.split(".", 1)[-1]
-        definition = next(f for f in rt.PROVIDER_FEATURES + rt.GLOBAL_FEATURES if f.name == short)
+        definition = FEATURES_BY_NAME[short]
         features.append({
             "index": i,
             "name": name,
             "provider": name.split(".", 1)[0] if "." in name else None,
             "unit": definition.unit,
-            "description": desc[short].description,
+            "description": definition.description,
             "computed_as": definition.computed_as,
             "mean": float(norm.mean[i]),
             "var": float(norm.var[i]),
@@ -206,7 +199,7 @@ def policy_card(artifacts: Any, onnx_sha256: str, providers: Sequence[str], fbl:
             "statistics": {"required": list(rt.REQUIRED_COLUMNS), "optional": list(rt.OPTIONAL_COLUMNS)},
             "audience": {
                 "tiers": list(rt.AUDIENCE_TIERS),
-                "features": [f.name for f in rt.GLOBAL_FEATURES if f.name.startswith("audience_")],
+                "features": list(AUDIENCE_FEATURES),
                 "input": "the mailing list's composition by last open (opened_30d: within 30 days, opened_60d: "
                          "31-60, opened_90d: 61-90, older: more than 90 days or never), one fraction per tier "
                          "from the ESP, summing to 1; the same in every frame of a warm-up; NaN when unknown",
@@ -222,10 +215,10 @@ def policy_card(artifacts: Any, onnx_sha256: str, providers: Sequence[str], fbl:
         "action": {
             "outputs": {rt.ACTION_OUTPUT: "float32 [batch, providers], deterministic, clipped to [-1, 1]",
                         rt.SHARE_OUTPUT: "float32 [batch, providers], share of the provider's mail on the new IP"},
-            "decoding": f"share = 10 ** (-{rt.ACTION_DECADES:g} * ((1 - action) / 2) ** 2); "
+            "decoding": f"{DECODING_FORMULA}; "
                         "warmup_percentage = 100 * share; cap = floor(share * (demand + backlog)), share decoded from "
                         "action in float64 (the graph's float32 share can floor one email lower)",
-            "share_range": [rt.MIN_SHARE, 1.0],
+            "share_range": [MIN_SHARE, 1.0],
         },
         "training": {
             "env_id": artifacts.env_id,
@@ -290,60 +283,22 @@ class Schedule:
 
 
 def rollout_schedule(policy: Any, scenario: str, env_kwargs: dict[str, Any], seed: int) -> Schedule:
-    """Run ``policy`` (SB3 ``predict``) for one episode of the simulator and record what it sent."""
-    from envs.dynamics import FBL
-    from envs.scenario import PROVIDERS, get_scenario
-    from envs.simulator import Simulator
+    """Play ``policy`` for one episode (``evaluation.episodes.play_episode``) and record what it sent each day."""
+    import gymnasium
 
-    sim = Simulator(get_scenario(scenario, **env_kwargs), 1)
-    rng = np.random.default_rng(seed)
-    obs = sim.reset(rng)
-    shares, caps, demand = [], [], []
-    sums = dict.fromkeys(("inbox", "demand", "complaints", "delivered_fbl", "bounced", "first", "return"), 0.0)
-    start = np.ones(1, bool)
-    paused = False
-    for _ in range(sim.horizon):
-        action, _ = policy.predict(obs, episode_start=start, deterministic=True)
-        start = np.zeros(1, bool)
-        result = sim.step(action, rng)
-        o = result.outcome
-        shares.append(sim.share[0].copy())
-        caps.append(o.first_attempts[0].copy())
-        demand.append(o.available[0].copy())
-        sums["inbox"] += o.inbox.sum()
-        sums["demand"] += sim.params.demand.sum()
-        sums["complaints"] += (o.complaints * FBL).sum()
-        sums["delivered_fbl"] += (o.delivered * FBL).sum()
-        sums["bounced"] += o.bounced.sum()
-        sums["first"] += o.first_attempts.sum()
-        sums["return"] += float(result.reward[0])
-        obs = result.obs
-        if result.terminated[0]:
-            paused = True
-            break
-    kpis = {
-        "days": len(caps),
-        "return": round(sums["return"], 6),
-        "inboxed_share": round(sums["inbox"] / max(sums["demand"], 1.0), 6),
-        "complaint_rate": round(sums["complaints"] / max(sums["delivered_fbl"], 1.0), 8),
-        "bounce_rate": round(sums["bounced"] / max(sums["first"], 1.0), 8),
-        "paused": paused,
-    }
-    return Schedule(scenario, dict(env_kwargs), seed, PROVIDERS, np.array(shares), np.array(caps, np.int64),
-                    np.array(demand, np.int64), kpis)
+    from evaluation.episodes import play_episode
 
-
-# --------------------------------------------------------------------------------------------- files
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary sibling, fsync, rename: a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    env = gymnasium.make(scenario, **env_kwargs)
+    try:
+        episode = play_episode(policy, env, seed)
+    finally:
+        env.close()
+    infos = episode.infos
+    backlog_before = [episode.reset_info["backlog"]] + [i["backlog"] for i in infos[:-1]]
+    available = np.array([i["demand_by_provider"] + b for i, b in zip(infos, backlog_before, strict=True)])
+    kpis = episode.kpis()
+    return Schedule(scenario, dict(env_kwargs), seed, PROVIDERS, action_to_share(np.array(episode.actions)),
+                    np.array([i["first_attempts"] for i in infos], np.int64), available.astype(np.int64), kpis)
 
 
 def _schedule_csv(schedule: Schedule) -> bytes:
@@ -366,12 +321,8 @@ def export_run(run_dir: str | Path, out: str | Path, scenario: str | None = None
                seed: int = 0, best: bool = True) -> ExportResult:
     """Export ``run_dir`` into ``out``; the schedule comes from the exported graph itself, not the SB3 model."""
     from agents.ppo import RunError, load_run
-    from envs.dynamics import FBL
-    from envs.observation import LAYOUT
-    from envs.scenario import PROVIDERS, ScenarioError, get_scenario
+    from envs.scenario import ScenarioError, get_scenario
 
-    if rt.feature_names(PROVIDERS) != LAYOUT.names:
-        raise ExportError("agents/runtime.py's feature list no longer matches envs/observation.py; update both")
     try:
         artifacts = load_run(run_dir, best=best)
     except RunError as exc:
@@ -392,7 +343,7 @@ def export_run(run_dir: str | Path, out: str | Path, scenario: str | None = None
         raise ExportError(str(exc)) from None
 
     schedule_info = {"scenario": env_id, "env_kwargs": env_kwargs, "seed": seed, "files": [SCHEDULE_CSV, SCHEDULE_JSON]}
-    card = policy_card(artifacts, sha, PROVIDERS, list(FBL), {}, schedule_info)
+    card = policy_card(artifacts, sha, PROVIDERS, list(FEEDBACK_LOOP), {}, schedule_info)
     # Roll the schedule out with the graph as written, through the same runtime a scheduler uses.
     tmp_onnx = out / f".{rt.ONNX_FILE}.check"
     tmp_onnx.write_bytes(onnx_bytes)
@@ -411,13 +362,9 @@ def export_run(run_dir: str | Path, out: str | Path, scenario: str | None = None
     return ExportResult(out, card, schedule)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"ipwarmup export: {message}\n")
-
-
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = _Parser(prog="ipwarmup export", description="Export a trained run to ONNX, a policy card and a schedule.")
+    parser = OneLineParser(prog="ipwarmup export",
+                           description="Export a trained run to ONNX, a policy card and a schedule.")
     parser.add_argument("run_dir", type=Path, help="training run folder (config.yaml, model.zip, vecnormalize.pkl)")
     parser.add_argument("--out", type=Path, required=True, help="folder to write policy.onnx, policy.json, schedule.*")
     parser.add_argument("--scenario", help="env id for the schedule rollout (default: the training env and kwargs)")
@@ -428,12 +375,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         result = export_run(args.run_dir, args.out, args.scenario, args.days, args.seed, best=not args.last)
     except (ExportError, rt.CardError) as exc:
-        print(f"ipwarmup export: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        fail("ipwarmup export", exc)
     k = result.schedule.kpis
+    day1 = int(result.schedule.caps[0].sum()) if len(result.schedule.caps) else 0
     print(f"wrote {result.out / rt.ONNX_FILE}, {rt.CARD_FILE}, {SCHEDULE_CSV}, {SCHEDULE_JSON}")
-    print(f"schedule: {result.schedule.scenario}, {k['days']} days, seed {result.schedule.seed}: inboxed share "
-          f"{k['inboxed_share']:.3f}, complaint rate {k['complaint_rate']:.4%}, paused {k['paused']}")
+    print(f"schedule: {result.schedule.scenario}, {int(k['length'])} days, seed {result.schedule.seed}: day 1 "
+          f"{day1:,} emails on the new IP; inboxed share {k['inboxed_share']:.3f}, complaint rate "
+          f"{k['complaint_rate']:.4%}, paused {bool(k['paused'])}")
 
 
 if __name__ == "__main__":

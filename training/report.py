@@ -6,9 +6,10 @@ import json
 import math
 from pathlib import Path
 
-from agents.kpis import mean_ci, run_episodes
 from agents.ppo import load_run_policy, read_config
-from agents.training import REPORT_SEED_BASE, atomic_write_text
+from core.util import REPORT_SEED_BASE, atomic_write_text, seed_range
+from evaluation.episodes import run_episodes
+from evaluation.kpis import mean_ci
 
 REPORTED = ("inboxed_share", "days_to_full", "complaint_rate", "bounce_rate", "deferral_share", "blocks", "paused",
             "return")
@@ -21,7 +22,7 @@ def compare_with_baseline(run_dir: Path, n_episodes: int = 100, baseline: str = 
     Writes ``RUN_DIR/report.json`` (mean and 95% CI per KPI for both) and returns a printable table.
     """
     config = read_config(run_dir)
-    seeds = [REPORT_SEED_BASE + i for i in range(n_episodes)]
+    seeds = seed_range(REPORT_SEED_BASE, n_episodes)
     kwargs = config.get("env_kwargs") or None
     results = {
         "ppo": run_episodes(load_run_policy(run_dir), config["env_id"], seeds, env_kwargs=kwargs),

@@ -1,7 +1,8 @@
 """The batched simulator as a native stable-baselines3 ``VecEnv``: one numpy call steps every env.
 
 SB3's DummyVecEnv would loop over N Python envs; this adapter steps :class:`envs.simulator.Simulator`
-once per batch and builds per-env info dicts only where SB3 needs them (episode ends).
+once per batch and builds per-env info dicts only where SB3 needs them (episode ends), with the episode's
+KPIs from :func:`evaluation.kpis.day_kpis`, the same function every report uses.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
-from envs.dynamics import FBL
+from core.providers import FEEDBACK_LOOP, PROVIDERS
 from envs.scenario import Scenario, get_scenario
 from envs.simulator import Simulator
-from envs.warmup_env import _spaces
+from envs.warmup_env import spaces_for
+from evaluation.kpis import DAY_COUNTS, day_kpis
 
 
 class SimulatorVecEnv(VecEnv):
@@ -24,12 +26,15 @@ class SimulatorVecEnv(VecEnv):
     def __init__(self, scenario: str | Scenario, n_envs: int, seed: int | None = None, **overrides: Any) -> None:
         self.scenario = scenario if isinstance(scenario, Scenario) else get_scenario(scenario, **overrides)
         self.sim = Simulator(self.scenario, n_envs)
-        observation_space, action_space = _spaces()
+        observation_space, action_space = spaces_for()
         self.render_mode = None
         super().__init__(n_envs, observation_space, action_space)
         self._rng = np.random.default_rng(seed)
         self._actions = np.zeros((n_envs, action_space.shape[0]), np.float32)
-        self._episode_sums = np.zeros((n_envs, 5))  # inbox, demand, fbl complaints, fbl delivered, return
+        horizon = self.sim.horizon
+        self._days = {k: np.zeros((n_envs, horizon, len(PROVIDERS)), np.int64) for k in DAY_COUNTS}
+        self._demand = np.zeros((n_envs, horizon))
+        self._rewards = np.zeros((n_envs, horizon))
         self._episode_len = np.zeros(n_envs, np.int64)
 
     def seed(self, seed: int | None = None) -> Sequence[None | int]:  # type: ignore[override]
@@ -40,7 +45,6 @@ class SimulatorVecEnv(VecEnv):
         if self._seeds[0] is not None:
             self._rng = np.random.default_rng(self._seeds[0])
         self._reset_seeds()
-        self._episode_sums[:] = 0
         self._episode_len[:] = 0
         return self.sim.reset(self._rng)
 
@@ -50,27 +54,29 @@ class SimulatorVecEnv(VecEnv):
     def step_wait(self) -> VecEnvStepReturn:
         result = self.sim.step(self._actions, self._rng)
         o = result.outcome
-        self._episode_sums += np.stack(
-            [o.inbox.sum(-1), self.sim.params.demand.sum(-1), (o.complaints * FBL).sum(-1),
-             (o.delivered * FBL).sum(-1), result.reward], axis=-1)
+        rows, day = np.arange(self.num_envs), self._episode_len
+        for key, days in self._days.items():
+            days[rows, day] = getattr(o, key)
+        self._demand[rows, day] = self.sim.params.demand.sum(-1)
+        self._rewards[rows, day] = result.reward
         self._episode_len += 1
         dones = result.terminated | result.truncated
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         obs = result.obs
         if dones.any():
             for i in np.flatnonzero(dones):
-                inbox, demand, complaints, delivered, ret = self._episode_sums[i]
+                length = int(self._episode_len[i])
+                kpis = day_kpis({k: days[i, :length] for k, days in self._days.items()}, self._demand[i, :length],
+                                self._rewards[i, :length], bool(result.terminated[i]), self.sim.state.reputation[i],
+                                FEEDBACK_LOOP)
                 infos[i] = {
                     "terminal_observation": obs[i].copy(),
                     "TimeLimit.truncated": bool(result.truncated[i] and not result.terminated[i]),
-                    "episode": {"r": float(ret), "l": int(self._episode_len[i]), "t": 0.0},
-                    "inboxed_share": float(inbox / max(demand, 1.0)),
-                    "complaint_rate": float(complaints / max(delivered, 1.0)),
-                    "paused": bool(result.terminated[i]),
+                    "episode": {"r": kpis["return"], "l": length, "t": 0.0},
+                    "kpis": kpis,
                 }
             reset_obs = self.sim.reset(self._rng, dones)
             obs[dones] = reset_obs[dones]
-            self._episode_sums[dones] = 0
             self._episode_len[dones] = 0
         return obs, result.reward.astype(np.float32), dones, infos
 

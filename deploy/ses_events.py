@@ -40,16 +40,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.runtime import COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+from core.providers import FALLBACK_PROVIDER, PROVIDER_RECORDS
+from deploy.runtime import COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 
-DEFAULT_DOMAINS: dict[str, list[str]] = {
-    "gmail": ["gmail.com", "googlemail.com"],
-    "microsoft": ["outlook.*", "hotmail.*", "live.*", "msn.com"],
-    "yahoo": ["yahoo.*", "aol.*", "ymail.com"],
-    "apple": ["icloud.com", "me.com", "mac.com"],
-}
-"""Recipient domains per provider; ``name.*`` means ``name`` under any public suffix (hotmail.co.uk)."""
-FALLBACK_PROVIDER = "other"
+DEFAULT_DOMAINS: dict[str, list[str]] = {p.name: list(p.recipient_domains) for p in PROVIDER_RECORDS
+                                         if p.recipient_domains}
+"""Recipient domains per provider (``core.providers``); ``name.*`` is ``name`` under any public suffix."""
 USED_EVENTS = ("Send", "Reject", "Delivery", "DeliveryDelay", "Bounce", "Complaint", "Open")
 IGNORED_EVENTS = ("Click", "Rendering Failure", "RenderingFailure", "Subscription")
 BOUNCE_TYPES = ("Permanent", "Transient", "Undetermined")

@@ -1,0 +1,30 @@
+"""The randomized training family's support and the held-out profiles that lie outside it, in one place.
+
+Plain data (no scenario import), so ``envs.scenario`` can validate a ``profile=`` name and
+``envs.families`` can draw episodes without importing each other in a circle.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.providers import PROVIDERS
+
+TRAIN_WARMUP_DAYS = (14.0, 42.0)
+"""Provider speeds drawn per episode: 2 to 6 weeks (DESIGN.md; SES, 1.1)."""
+TRAIN_LIST_QUALITY = (0.5, 1.0)
+TRAIN_DEMAND = (1e4, 1e6)
+"""Fresh emails/day, drawn log-uniformly (DESIGN.md: demand 10^4-10^6/day)."""
+TRAIN_MIX_CONCENTRATION = 20.0
+"""Dirichlet concentration of provider mixes around the default audience shares. ASSUMPTION."""
+TRAIN_MAX_MICROSOFT_SHARE = 0.4
+"""Mixes with more Microsoft than this are rejected in training: the b2b-microsoft profile is held out."""
+
+HELDOUT_PROFILES: dict[str, dict[str, Any]] = {
+    # Each lies outside the training support in at least one dimension, so training never samples it.
+    "b2b-microsoft": {"provider_share": (0.15, 0.60, 0.05, 0.05, 0.15), "demand": 50_000.0},
+    "poor-list": {"list_quality": 0.3, "demand": 100_000.0},
+    "slow-providers": {"warmup_days": (49.0,) * len(PROVIDERS), "demand": 200_000.0},
+    "big-sender": {"demand": 3_000_000.0, "horizon": 60},
+}
+"""Held-out generalization profiles for Randomized-v0 (``gymnasium.make(..., profile=NAME)``)."""

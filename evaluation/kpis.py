@@ -1,0 +1,125 @@
+"""Episode KPIs, in one place, with DESIGN.md's contract names.
+
+:func:`day_kpis` turns one episode's daily per-provider counts into the numbers a deliverability engineer
+reads; :func:`episode_kpis` does it from the episode's step infos. The benchmark, train.py's report and
+periodic evaluation, export's schedule rollout and the training VecEnv's episode statistics all call them,
+so every report counts the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from core.providers import PROVIDERS
+
+KPI_NAMES: tuple[str, ...] = ("inboxed_share", "days_to_full", "complaint_rate", "worst_complaint_rate",
+                              "bounce_rate", "worst_bounce_rate", "deferral_share", "blocks", "paused", "return")
+"""The contract names (DESIGN.md); each KPI dict also holds ``final_reputation_<provider>`` and ``length``."""
+DAY_COUNTS: tuple[str, ...] = ("sent", "first_attempts", "delivered", "inbox", "deferred", "bounced", "blocked",
+                               "complaints")
+"""The per-provider daily counts the KPIs are computed from (a subset of every step's info)."""
+NEVER = math.nan
+"""``days_to_full`` when the new IP never reached full volume within the episode."""
+FULL_CARRY = 0.95
+"""'Full volume': the new IP carries at least this share of the day's demand ..."""
+FULL_DELIVERED = 0.95
+"""... and at least this share of what it sends is delivered ..."""
+FULL_RUN = 3
+"""... on this many days running (the first of them is ``days_to_full``)."""
+REPRESENTATIVE = 1_000
+"""Worst-day rates only count days with at least this many emails in the denominator, as SES judges
+rates only over a representative volume (``Scenario.representative_volume``); 0 if no day qualifies."""
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num / den) if den > 0 else 0.0
+
+
+def _worst(nums: np.ndarray, dens: np.ndarray) -> float:
+    ok = dens >= REPRESENTATIVE
+    return float(np.max(nums[ok] / dens[ok])) if ok.any() else 0.0
+
+
+def days_to_full(carried: np.ndarray, demand: np.ndarray, delivered: np.ndarray, sent: np.ndarray) -> float:
+    """First day (1-based) of ``FULL_RUN`` running full-volume days, or :data:`NEVER`."""
+    full = (carried >= FULL_CARRY * demand) & (delivered >= FULL_DELIVERED * sent) & (sent > 0)
+    for t in range(len(full) - FULL_RUN + 1):
+        if full[t : t + FULL_RUN].all():
+            return float(t + 1)
+    return NEVER
+
+
+def day_kpis(
+    counts: Mapping[str, np.ndarray],
+    demand: np.ndarray,
+    rewards: np.ndarray,
+    paused: bool,
+    final_reputation: np.ndarray,
+    feedback_loop: np.ndarray,
+    providers: Sequence[str] = PROVIDERS,
+) -> dict[str, float]:
+    """KPIs of one episode from its daily counts ``counts[key]`` ``[days, P]`` (keys :data:`DAY_COUNTS`).
+
+    * ``inboxed_share``: inboxed on the new IP / total fresh demand (``demand`` [days]).
+    * ``days_to_full``: see :func:`days_to_full`; the new IP's carried mail is its first attempts.
+    * ``complaint_rate``: complaints / delivered at providers with a feedback loop, SES's way.
+    * ``bounce_rate``: hard bounces / first attempts, SES's way (a retry is not a new send).
+    * ``deferral_share``: deferrals / attempts on the new IP (first attempts and retries).
+    * ``worst_*``: the worst day with a representative volume (:data:`REPRESENTATIVE`).
+    * ``blocks``: emails rejected (5xx); ``paused``: 1.0 if SES paused the account; ``return``: summed reward.
+    """
+    days = len(demand)
+    if days == 0:
+        raise ValueError("an episode needs at least one day")
+    total = {k: np.asarray(counts[k], np.float64).reshape(days, -1).sum(-1) for k in DAY_COUNTS if k != "complaints"}
+    fbl = np.asarray(feedback_loop, bool)
+    fbl_delivered = (np.asarray(counts["delivered"], np.float64) * fbl).sum(-1)
+    complaints = (np.asarray(counts["complaints"], np.float64) * fbl).sum(-1)
+    demand = np.asarray(demand, np.float64)
+    kpis = {
+        "inboxed_share": _ratio(total["inbox"].sum(), demand.sum()),
+        "days_to_full": days_to_full(total["first_attempts"], demand, total["delivered"], total["sent"]),
+        "complaint_rate": _ratio(complaints.sum(), fbl_delivered.sum()),
+        "worst_complaint_rate": _worst(complaints, fbl_delivered),
+        "bounce_rate": _ratio(total["bounced"].sum(), total["first_attempts"].sum()),
+        "worst_bounce_rate": _worst(total["bounced"], total["first_attempts"]),
+        "deferral_share": _ratio(total["deferred"].sum(), total["sent"].sum()),
+        "blocks": float(total["blocked"].sum()),
+        "paused": float(paused),
+        "return": float(np.sum(rewards)),
+    }
+    for name, rep in zip(providers, np.asarray(final_reputation, np.float64), strict=True):
+        kpis[f"final_reputation_{name}"] = float(rep)
+    kpis["length"] = float(days)
+    return kpis
+
+
+def episode_kpis(infos: Sequence[Mapping[str, Any]], rewards: Sequence[float]) -> dict[str, float]:
+    """KPIs of one episode from its step infos (not the reset info) and rewards; see :func:`day_kpis`."""
+    if not infos:
+        raise ValueError("an episode needs at least one step info")
+    counts = {k: np.stack([np.asarray(i[k]) for i in infos]) for k in DAY_COUNTS}
+    last = infos[-1]
+    return day_kpis(
+        counts,
+        demand=np.array([float(i["demand"]) for i in infos]),
+        rewards=np.asarray(rewards, np.float64),
+        paused=any(bool(i["paused"]) for i in infos),
+        final_reputation=np.asarray(last["reputation"]),
+        feedback_loop=np.asarray(last["fbl"], bool),
+        providers=tuple(last.get("providers", PROVIDERS)),
+    )
+
+
+def mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
+    """Mean and normal-approximation 95% CI over the finite values (NaN, e.g. 'never', are left out)."""
+    x = np.asarray(values, np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return math.nan, math.nan, math.nan
+    half = 1.96 * x.std(ddof=1) / math.sqrt(x.size) if x.size > 1 else 0.0
+    return float(x.mean()), float(x.mean() - half), float(x.mean() + half)
