@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     env_id = args.env or (None if args.resume else "ipwarmup/NewIP-v0")
     out = args.out
-    if out is None and args.resume is None:
+    if out is None and env_id is not None:
         out = Path("runs") / f"{env_id.split('/')[-1]}-s{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         run_dir = train(env_id, args.seed, out, args.n_timesteps, args.conf_file, parse_params(args.hyperparams),

@@ -20,7 +20,7 @@ env's costs, see :data:`COST_WEIGHT`); the first day's share is the action. The 
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -30,7 +30,10 @@ from envs.dynamics import DayOutcome, simulate_day, throttle_limit
 from envs.scenario import Scenario
 from envs.simulator import Simulator
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 MULTIPLIERS: tuple[float, ...] = (0.1, 0.25, 0.4, 0.55, 0.7, 0.85, 1.0, 1.15, 1.4)
 """Candidate rules 'send m x tomorrow's true acceptance limit (and at least the queued mail about to
@@ -51,7 +54,7 @@ COST_WEIGHT = 0.3
 objective next to inboxed mail. 0 plans for the headline KPI, inboxed share of demand; 1 plans for the
 env's reward, which (with a complaint costing hundreds of inboxed emails) leaves the never-engaged tier
 unsent. 0.3 keeps the oracle on the headline KPI while still paying for complaints, bounces and lost mail."""
-REWARD_ORACLE = {"cost_weight": 1.0, "engaged_only": True}
+REWARD_ORACLE: dict[str, Any] = {"cost_weight": 1.0, "engaged_only": True}
 """``oracle-reward``: plans for the env's reward itself (the objective PPO is trained on), and its 'send
 all' leaves out the least engaged tier, whose complaints cost more than its inbox is worth. It is the
 ceiling for return; ``oracle`` (cost weight 0.3, whole list) is the ceiling for inboxed share."""

@@ -116,10 +116,11 @@ def load_run(run_dir: str | Path, best: bool = True) -> RunArtifacts:
         model = PPO.load(model_path, device="cpu")
     except Exception as exc:
         raise RunError(f"{model_path} is not a readable SB3 model ({type(exc).__name__}: {exc})") from None
-    check_observation_shape(model, model_path, int(config.get("frame_stack", 1)))
+    frames = int(config.get("frame_stack", 1))
+    check_observation_shape(model, model_path, frames)  # so the model sees `frames` x OBS_SIZE features
     normalization = (load_normalization(vecnorm_path) if config.get("normalize", True)
-                     else ObsNormalization.identity(model.observation_space.shape[0] // config.get("frame_stack", 1)))
-    return RunArtifacts(model, normalization, int(config.get("frame_stack", 1)), config, run_dir)
+                     else ObsNormalization.identity(OBS_SIZE))
+    return RunArtifacts(model, normalization, frames, config, run_dir)
 
 
 class FrameStacker:

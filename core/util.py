@@ -73,7 +73,10 @@ def atomic_save(path: Path, save: Callable[[Path], None]) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """:func:`atomic_save` of ``data``."""
-    atomic_save(path, lambda tmp: tmp.write_bytes(data))
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(data)
+
+    atomic_save(path, write)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -231,9 +231,9 @@ def parse_events(lines: Iterable[str], mapping: ProviderMap, source: str = "even
                 if bounce_type not in BOUNCE_TYPES:
                     raise ValueError(f"bounce.bounceType {bounce_type!r} is not one of {', '.join(BOUNCE_TYPES)}")
                 day = _timestamp(section.get("timestamp"), "bounce.timestamp")
-                recipients = section.get("bouncedRecipients")
-                addresses = _addresses(recipients, "bounce.bouncedRecipients")
-                for address, item in zip(addresses, recipients, strict=True):
+                bounced = section.get("bouncedRecipients")
+                addresses = _addresses(bounced, "bounce.bouncedRecipients")
+                for address, item in zip(addresses, bounced or [], strict=True):
                     counts[(day, mapping.provider(address))][_bounce_kind(bounce_type, item.get("status"))] += 1
             elif kind == "Complaint":
                 section = _section(record, "complaint")
@@ -308,7 +308,8 @@ def parse_csv(lines: Iterable[str], providers: Sequence[str], source: str = "sta
         raise StatsError(f"{source} line 1: missing required column(s) {', '.join(missing)}")
     if len(set(header)) != len(header):
         raise StatsError(f"{source} line 1: a column appears twice")
-    rows, seen = [], {}
+    rows: list[dict[str, Any]] = []
+    seen: dict[tuple[dt.date, str], int] = {}
     for cells in reader:
         number = reader.line_num
         if not any(c.strip() for c in cells):

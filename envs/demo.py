@@ -23,9 +23,9 @@ def main(argv: list[str] | None = None) -> None:
     total, day, done = 0.0, 0, False
     while not done:
         day += 1
-        action = np.full(len(envs.PROVIDERS), share_to_action(min(1.0, day / 45)))
+        action = np.full(len(envs.PROVIDERS), share_to_action(np.array(min(1.0, day / 45))))
         _, reward, terminated, truncated, info = env.step(action)
-        total += reward
+        total += float(reward)
         done = terminated or truncated
         print(f"{day:>3} {info['sent'].sum():>8} {info['delivered'].sum():>9} {info['inbox'].sum():>8} "
               f"{info['deferred'].sum():>8} {info['bounced'].sum():>7} {info['blocked'].sum():>7} "

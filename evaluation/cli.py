@@ -162,7 +162,7 @@ def execute(plan: Plan, out: Path, *, workers: int = 1, plots: bool = True, prog
     kpis = [c for c in episodes.columns if c not in ("policy", "env", "seed")]
     if plan.metric not in kpis:
         raise EvaluationError(f"--metric {plan.metric!r} is not a KPI (known: {', '.join(kpis)})")
-    censor = {e.label: e.make().unwrapped.sim.horizon + 1 for e in plan.envs}
+    censor = {e.label: e.make().unwrapped.sim.horizon + 1 for e in plan.envs}  # type: ignore[attr-defined]
     scored = censor_never(episodes, censor)
     summary = stats.summarize(scored, kpis, reps=plan.reps, seed=plan.seeds[0], workers=workers)
     poi, poi_note = None, None
@@ -216,7 +216,7 @@ def _plots(plan: Plan, results: list[runner.EpisodeResult], episodes: Any, summa
         traces = {p: t for p, t in traces.items() if t}
         if not traces:
             continue
-        scenario = env.make().unwrapped.scenario
+        scenario = env.make().unwrapped.scenario  # type: ignore[attr-defined]
         plots.plot_ramps(traces, env.label, folder / f"ramp_{env.slug}.png", colors)
         plots.plot_rates(traces, env.label, folder / f"rates_{env.slug}.png", colors)
         plots.plot_reputation(traces, env.label, folder / f"reputation_{env.slug}.png", colors,
@@ -235,10 +235,10 @@ def _plots(plan: Plan, results: list[runner.EpisodeResult], episodes: Any, summa
         pt, lo, hi = list(rows["iqm"]), list(rows["ci_low"]), list(rows["ci_high"])
         if poi is not None:
             hit = poi[(poi["env"] == env_key) & (poi["policy"] == p)]
-            if len(hit):
-                pt.append(hit.iloc[0]["poi"]), lo.append(hit.iloc[0]["ci_low"]), hi.append(hit.iloc[0]["ci_high"])
-            else:
-                pt.append(0.5), lo.append(0.5), hi.append(0.5)
+            found = hit.iloc[0] if len(hit) else {"poi": 0.5, "ci_low": 0.5, "ci_high": 0.5}
+            pt.append(found["poi"])
+            lo.append(found["ci_low"])
+            hi.append(found["ci_high"])
         points[p], intervals[p] = np.array(pt), np.array([lo, hi])
     names = [f"IQM {k}" for k in shown] + ([f"P({plan.metric} > {plan.reference})"] if poi is not None else [])
     plots.plot_intervals(points, intervals, names, folder / "intervals.png", colors)

@@ -111,7 +111,8 @@ def _fmt(kpi: str, value: float, never: float = np.inf) -> str:
     return f"{value:.2f}"
 
 
-def _cell(kpi: str, row: Mapping[str, Any], never: float) -> str:
+def _cell(kpi: str, row: Any, never: float) -> str:
+    """``IQM [low, high]`` of one summary row (a pandas Series with iqm, ci_low, ci_high)."""
     return f"{_fmt(kpi, row['iqm'], never)} [{_fmt(kpi, row['ci_low'], never)}, {_fmt(kpi, row['ci_high'], never)}]"
 
 

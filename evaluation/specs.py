@@ -60,7 +60,9 @@ def _format_value(value: Any) -> str:
 
 def _split_top_level(text: str) -> list[str]:
     """Split on commas that are not inside brackets, so list values survive."""
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for ch in text:
         if ch in "[(":
             depth += 1

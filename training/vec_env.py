@@ -37,7 +37,7 @@ class SimulatorVecEnv(VecEnv):
         self._rewards = np.zeros((n_envs, horizon))
         self._episode_len = np.zeros(n_envs, np.int64)
 
-    def seed(self, seed: int | None = None) -> Sequence[None | int]:  # type: ignore[override]
+    def seed(self, seed: int | None = None) -> Sequence[None | int]:
         self._rng = np.random.default_rng(seed)
         return [seed] * self.num_envs
 
