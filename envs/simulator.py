@@ -72,7 +72,7 @@ class Simulator:
         draw_episode_params(self.scenario, rng, self.params, mask)
         self.state.reset_rows(mask, self.params)
         self.share[mask] = MIN_SHARE
-        return self.observe(self._empty_outcome())
+        return self.observe(self.empty_outcome())
 
     def step(self, action: np.ndarray, rng: np.random.Generator) -> StepResult:
         """One day for every episode; ``action`` is [n, P] in [-1, 1] (clipped)."""
@@ -102,13 +102,11 @@ class Simulator:
         demand = np.maximum(self.params.demand.sum(-1), 1)
         return value / demand - r.reward_pause_penalty * newly_paused
 
-    def _empty_outcome(self) -> DayOutcome:
+    def empty_outcome(self) -> DayOutcome:
+        """A day on which nothing happened: what the observation and info show at reset."""
         z = np.zeros((self.n, len(PROVIDERS)), np.int64)
         return DayOutcome(**{k: z for k in COUNT_KEYS}, available=self.params.demand.copy(),
                           paused=self.state.paused.copy())
-
-    def empty_outcome(self) -> DayOutcome:
-        return self._empty_outcome()
 
     def info_row(self, outcome: DayOutcome, i: int) -> dict[str, Any]:
         """The single-env info dict for episode ``i`` (plain Python scalars, int64 arrays)."""

@@ -45,7 +45,7 @@ def compare_with_baseline(run_dir: Path, n_episodes: int = 100, baseline: str = 
 
 def verdict(ppo: dict[str, tuple[float, float, float]], base: dict[str, tuple[float, float, float]],
             baseline: str) -> str:
-    """Issue 4's claim, checked strictly: more inboxed, fewer complaints and fewer bounces, each with 95% CIs apart."""
+    """The claim train.py prints, checked strictly: more inboxed, fewer complaints and fewer bounces, each with 95% CIs apart."""
     checks = {
         "more inboxed": ppo["inboxed_share"][1] > base["inboxed_share"][2],
         "fewer complaints": ppo["complaint_rate"][2] < base["complaint_rate"][1],
