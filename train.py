@@ -1,6 +1,6 @@
-"""Train a PPO warm-up policy: ``python train.py --env ipwarmup/NewIP-v0 --seed 0 -n 1000000 --out runs/x``.
+"""Train a PPO warm-up policy: ``python train.py --env ipwarmup/NewIP-v1 --seed 0 -n 1000000 --out runs/x``.
 
-With no arguments it trains on the embedded default (NewIP-v0, ``configs/ppo.yml``), then prints the
+With no arguments it trains on the embedded default (NewIP-v1, ``configs/ppo.yml``), then prints the
 trained policy's KPIs beside SES standard's on 100 evaluation seeds never used in training.
 """
 
@@ -17,7 +17,7 @@ from envs.scenario import ScenarioError
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="train.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--env", default=None, help="env id (default ipwarmup/NewIP-v0)")
+    parser.add_argument("--env", default=None, help="env id (default ipwarmup/NewIP-v1)")
     parser.add_argument("--seed", type=int, default=0, help="training seed, in [0, 1000000)")
     parser.add_argument("-n", "--n-timesteps", type=int, default=None, help="total env steps (overrides the config)")
     parser.add_argument("--out", type=Path, default=None, help="run folder (default runs/<env>-s<seed>-<time>)")
@@ -32,7 +32,27 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write TensorBoard logs to RUN_DIR/tb")
     parser.add_argument("--eval-episodes", type=int, default=100,
                         help="episodes for the final comparison with SES standard (0 skips it)")
+    parser.add_argument("--convert-run", type=Path, default=None, metavar="RUN_DIR",
+                        help="convert a run folder written by ipwarmup before the checkpoint format "
+                             "(model.zip + vecnormalize.pkl pickles) and exit; needs --trust")
+    parser.add_argument("--trust", action="store_true",
+                        help="confirm that the --convert-run folder is yours: converting unpickles its old files, "
+                             "which can run any code they contain (docs/security.md)")
     return parser
+
+
+def convert(run_dir: Path, trust: bool) -> None:
+    """``--convert-run``: one explicit, trusted conversion of an old run folder."""
+    from training.run import LEGACY_DIR, convert_run
+
+    if not trust:
+        fail("train.py", f"--convert-run unpickles the old files in {run_dir}, which can run any code they contain; "
+                         "if you trained this run yourself, add --trust (docs/security.md)")
+    converted = convert_run(run_dir)
+    if not converted:
+        print(f"{run_dir}: nothing to convert (no stable-baselines3 pickles)")
+        return
+    print(f"converted {', '.join(str(p) for p in converted)}; originals kept in {run_dir / LEGACY_DIR}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -41,7 +61,13 @@ def main(argv: list[str] | None = None) -> None:
     from training.run import train
 
     args = build_parser().parse_args(argv)
-    env_id = args.env or (None if args.resume else "ipwarmup/NewIP-v0")
+    if args.convert_run is not None:
+        try:
+            convert(args.convert_run, args.trust)
+        except RunError as exc:
+            fail("train.py", exc)
+        return
+    env_id = args.env or (None if args.resume else "ipwarmup/NewIP-v1")
     out = args.out
     if out is None and env_id is not None:
         out = Path("runs") / f"{env_id.split('/')[-1]}-s{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -53,11 +79,14 @@ def main(argv: list[str] | None = None) -> None:
             from training.report import compare_with_baseline
 
             print(compare_with_baseline(run_dir, args.eval_episodes))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        import signal
+
         folder = args.resume or out
-        print(f"train.py: interrupted; checkpoint saved; continue with: python train.py --resume {folder}",
-              file=sys.stderr)
-        raise SystemExit(130) from None
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"train.py: stopped by {signal.Signals(signum).name}; checkpoint saved; continue with: "
+              f"python train.py --resume {folder}", file=sys.stderr)
+        raise SystemExit(128 + signum) from None
     except (ConfigError, RunError, ScenarioError) as exc:
         fail("train.py", exc)
 

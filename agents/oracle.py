@@ -26,7 +26,8 @@ import numpy as np
 
 from agents.policy import P, Policy, day
 from core.actions import MIN_SHARE, share_to_action
-from envs.dynamics import DayOutcome, simulate_day, throttle_limit
+from envs.dynamics import DayOutcome, State, simulate_day, throttle_limit
+from envs.families import EpisodeParams
 from envs.scenario import Scenario
 from envs.simulator import Simulator
 
@@ -51,13 +52,14 @@ SWITCH_DAYS: tuple[int, ...] = (1, 3, 6)
 back while reputation builds (where unsent mail waits in a queue) and then releases it."""
 COST_WEIGHT = 0.3
 """Weight of the env's reward costs (complaints, bounces, blocks, lost and deferred mail) in the planning
-objective next to inboxed mail. 0 plans for the headline KPI, inboxed share of demand; 1 plans for the
-env's reward, which (with a complaint costing hundreds of inboxed emails) leaves the never-engaged tier
-unsent. 0.3 keeps the oracle on the headline KPI while still paying for complaints, bounces and lost mail."""
-REWARD_ORACLE: dict[str, Any] = {"cost_weight": 1.0, "engaged_only": True}
-"""``oracle-reward``: plans for the env's reward itself (the objective PPO is trained on), and its 'send
-all' leaves out the least engaged tier, whose complaints cost more than its inbox is worth. It is the
-ceiling for return; ``oracle`` (cost weight 0.3, whole list) is the ceiling for inboxed share."""
+objective next to mail inboxed via any route. 0 plans for the headline KPI, inboxed share of demand; 1 plans
+for the env's reward. 0.3 keeps the oracle on the headline KPI while still paying for complaints, bounces and
+lost mail."""
+REWARD_ORACLE: dict[str, Any] = {"cost_weight": 1.0}
+"""``oracle-reward``: plans for the env's reward itself (the objective PPO is trained on): the ceiling for
+return; ``oracle`` (cost weight 0.3) leans towards the headline KPI, inboxed share. Leaving the least engaged
+tier off the new IP no longer saves its costs (the overflow route's complaints count too), so neither leaves it
+out."""
 PAUSE_PENALTY = 1e9
 """Planning value lost by a candidate under which SES pauses the account: never worth it."""
 
@@ -70,6 +72,9 @@ class ExpectedDraws:
 
     def lognormal(self, mean: float = 0.0, sigma: float = 1.0, size: Any = None) -> np.ndarray:
         return np.ones(size)
+
+    def standard_normal(self, size: Any = None) -> np.ndarray:
+        return np.zeros(size)
 
 
 def simulators(env: Any) -> list[Simulator]:
@@ -99,11 +104,27 @@ def _repeat(obj: T, k: int) -> T:
 
 
 def provider_value(rules: Scenario, o: DayOutcome, cost_weight: float) -> np.ndarray:
-    """Inboxed mail less ``cost_weight`` x the env's reward costs, per provider [n, P] (see Simulator.reward)."""
-    costs = (rules.reward_complaint_cost * o.complaints + rules.reward_bounce_cost * o.bounced
+    """Mail inboxed via any route less ``cost_weight`` x the env's reward costs, per provider [n, P] (see
+    Simulator.reward)."""
+    costs = (rules.reward_complaint_cost * (o.complaints + o.overflow_complaints)
+             + rules.reward_bounce_cost * (o.bounced + o.overflow_bounced)
              + rules.reward_block_cost * o.blocked + rules.reward_lost_cost * o.expired
              + rules.reward_deferral_cost * o.deferred)
-    return o.inbox - cost_weight * costs
+    return o.inbox + o.overflow_inbox - cost_weight * costs
+
+
+def terminal_value(rules: Scenario, params: EpisodeParams, state: State, share: np.ndarray,
+                   days_left: np.ndarray) -> np.ndarray:
+    """What the reputation reached at the end of the look-ahead is worth afterwards, per provider [n, P], in emails.
+
+    The env pays ``reward_ready_value`` days of demand for an IP that carries its stream at a HIGH reputation
+    (Simulator.readiness), and every remaining day on a reputable IP inboxes ``inbox_rate - pool_inbox_rate`` more
+    of the provider's mail than the overflow route. Without this the planner, which looks ``HORIZON`` days ahead,
+    would never pay today for a reputation that pays off later."""
+    progress = np.clip((state.reputation - rules.cold_reputation) / (rules.high_reputation - rules.cold_reputation),
+                       0.0, 1.0)
+    gain = np.maximum(params.inbox_rate - params.pool_inbox_rate, 0.0)
+    return params.demand * progress * share * (rules.reward_ready_value + days_left[:, None] * gain)
 
 
 class OraclePolicy(Policy):
@@ -113,11 +134,9 @@ class OraclePolicy(Policy):
 
     def __init__(self, env: Any = None, horizon: int = HORIZON, multipliers: tuple[float, ...] = MULTIPLIERS,
                  growths: tuple[float, ...] = GROWTHS, shares: tuple[float, ...] = SHARES,
-                 switch_days: tuple[int, ...] = SWITCH_DAYS, cost_weight: float = COST_WEIGHT,
-                 engaged_only: bool = False) -> None:
+                 switch_days: tuple[int, ...] = SWITCH_DAYS, cost_weight: float = COST_WEIGHT) -> None:
         super().__init__()
         self.cost_weight = cost_weight
-        self.engaged_only = engaged_only
         if horizon < 1 or not (multipliers or shares):
             raise ValueError("the oracle needs a horizon >= 1 and at least one candidate")
         self.horizon = horizon
@@ -158,9 +177,8 @@ class OraclePolicy(Policy):
         fixed = np.tile(self.shares, n)[:, None]
         switch = np.tile(self.switch, n)[:, None]
         grow = np.tile(self.growths, n)[:, None]
-        cold = np.asarray(rules.cold_capacity)
-        # 'All' of the mail: the whole list, or (engaged_only) every tier but the least engaged one.
-        full = 1.0 - pr.tier_share[:, -1:] if self.engaged_only else np.ones((n * c, 1))
+        cold = pr.cold_capacity
+        full = np.ones((n * c, 1))  # 'send all'
         draws = ExpectedDraws()
         value = np.zeros((n * c, P))
         first = np.zeros((n * c, P))
@@ -176,5 +194,8 @@ class OraclePolicy(Policy):
                 first = share
             outcome = simulate_day(rules, pr, st, share, draws)  # type: ignore[arg-type]
             value += provider_value(rules, outcome, self.cost_weight) - PAUSE_PENALTY * outcome.paused[:, None]
+            if h == self.horizon - 1 or (st.day >= rules.horizon).all():
+                break
+        value += terminal_value(rules, pr, st, share, np.maximum(rules.horizon - st.day, 0).astype(np.float64))
         best = value.reshape(n, c, P).argmax(1)
         return first.reshape(n, c, P)[np.arange(n)[:, None], best, np.arange(P)[None, :]]

@@ -164,6 +164,18 @@ def volume_to_action(volume: np.ndarray, avail: np.ndarray) -> np.ndarray:
     return share_to_action(np.clip(np.nan_to_num(frac, nan=0.0, posinf=1.0), 0.0, 1.0))
 
 
+class NoWarmup(Policy):
+    """The control: the whole demand on the new IP from day 1 (share 100% for every provider, every day).
+
+    It shows whether warm-up matters in a scenario at all: where it does, this policy loses to SES standard.
+    """
+
+    name = "no-warmup"
+
+    def _act(self, obs: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        return np.ones((obs.shape[0], P))
+
+
 RANDOM_POLICY_STREAM = 0x52414E44
 """Mixed into the random policy's per-episode seed: independent of the env's draws under the same seed."""
 

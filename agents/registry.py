@@ -15,7 +15,7 @@ from typing import Any
 
 from agents.heuristics import AIMD, BrazeAutomated, SESManaged
 from agents.oracle import REWARD_ORACLE, OraclePolicy
-from agents.policy import Policy, RandomPolicy
+from agents.policy import NoWarmup, Policy, RandomPolicy
 from agents.schedules import SchedulePolicy, schedules
 
 
@@ -25,6 +25,7 @@ def _schedule(name: str) -> Callable[[Any], Policy]:
 
 BASELINES: dict[str, Callable[[Any], Any]] = {
     **{name: _schedule(name) for name in schedules()},
+    "no-warmup": lambda env: NoWarmup(),
     "braze-automated": lambda env: BrazeAutomated(),
     "aimd": lambda env: AIMD(),
     "ses-managed": lambda env: SESManaged(),

@@ -68,7 +68,7 @@ def _batched_steps_per_s(env_id: str, n: int, days: int, repeats: int, seed: int
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--env", default="ipwarmup/NewIP-v0")
+    parser.add_argument("--env", default="ipwarmup/NewIP-v1")
     parser.add_argument("--steps", type=int, default=2_000, help="steps per timing block (single env)")
     parser.add_argument("--repeats", type=int, default=7, help="timing blocks; the median is reported")
     parser.add_argument("--n-envs", type=int, default=1_024)

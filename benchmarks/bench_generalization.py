@@ -1,4 +1,4 @@
-"""Generalization: Randomized-v0-trained PPO (several training seeds) against every baseline on held-out profiles.
+"""Generalization: Randomized-v1-trained PPO (several training seeds) against every baseline on held-out profiles.
 
 Run ``python benchmarks/bench_generalization.py RUN_DIR [RUN_DIR ...] --episodes 50``. The run folders
 are pooled as one policy, ``ppo``: each training seed contributes its episodes, as rliable pools runs.
@@ -34,7 +34,7 @@ POOLED = "ppo"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", help="training run folders (Randomized-v0, one per training seed)")
+    parser.add_argument("runs", nargs="+", help="training run folders (Randomized-v1, one per training seed)")
     parser.add_argument("--episodes", "-n", type=int, default=50)
     parser.add_argument("--workers", "-w", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--csv", type=Path, help="also write the per-episode KPIs here")

@@ -45,7 +45,7 @@ def vec_step_us(venv: Any, actions: np.ndarray, steps: int = 500) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--env", default="ipwarmup/NewIP-v0")
+    parser.add_argument("--env", default="ipwarmup/NewIP-v1")
     parser.add_argument("-n", "--n-timesteps", type=int, default=400_000)
     parser.add_argument("--quick", action="store_true", help="a few rollouts only")
     args = parser.parse_args()

@@ -76,6 +76,21 @@ GLOBAL_FEATURES: tuple[Feature, ...] = (
     Feature("ses_complaint_rate", "fraction", 0.0, 1.0, "SES dashboard complaint rate over its weighted window",
             f"sum_t w^(age_t) complaints_t / max(sum_t w^(age_t) delivered_t, 1), w = exp(-1/{SES_WINDOW_DAYS:g}), "
             "providers with a feedback loop only"),
+    Feature("gmail_postmaster_band", "band / 3", 0.0, 1.0,
+            "Gmail Postmaster Tools IP reputation published this morning (for the day before yesterday): BAD 0, "
+            "LOW 1/3, MEDIUM 2/3, HIGH 1; 0 when not shown",
+            "{BAD: 0, LOW: 1/3, MEDIUM: 2/3, HIGH: 1}[postmaster_band] on the gmail row; 0 when not shown; "
+            "NaN when not given"),
+    Feature("gmail_postmaster_shown", "0/1", 0.0, 1.0,
+            "1 when Postmaster Tools shows an IP reputation (Gmail volume above its threshold), else 0",
+            "1 if the gmail row has a postmaster_band, 0 if it says none; NaN when the column is not given"),
+    Feature("microsoft_snds_colour", "colour / 2", 0.0, 1.0,
+            "Microsoft SNDS colour published this morning (for the day before yesterday): green 0, yellow 1/2, "
+            "red 1; 0 when not shown",
+            "{green: 0, yellow: 0.5, red: 1}[snds_colour] on the microsoft row; 0 when not shown; NaN when not given"),
+    Feature("microsoft_snds_shown", "0/1", 0.0, 1.0,
+            "1 when SNDS shows a colour (Microsoft volume of at least 100 messages), else 0",
+            "1 if the microsoft row has an snds_colour, 0 if it says none; NaN when the column is not given"),
     *(Feature(f"audience_{t.name}", "fraction of the list", 0.0, 1.0,
               f"share of the mailing list in engagement tier {t.name!r} ({t.description}), as the sender's ESP "
               "reports it",
@@ -132,6 +147,20 @@ LAYOUT = ObservationLayout()
 OBS_SIZE = LAYOUT.size
 
 
+def feature_table() -> str:
+    """The observation as a Markdown table (index, feature, unit, range, meaning): the env's docstring and
+    ``docs/spaces.md`` print this, so the documentation cannot drift from the code."""
+    n = len(LAYOUT.providers)
+    lines = ["| index | feature | unit | range | meaning |", "|---|---|---|---|---|"]
+    for j, f in enumerate(PROVIDER_FEATURES):
+        lines.append(f"| {N_PROVIDER_FEATURES} p + {j} | {f.name} | {f.unit} | [{f.low:g}, {f.high:g}] | "
+                     f"{f.description} |")
+    for j, f in enumerate(GLOBAL_FEATURES):
+        lines.append(f"| {n * N_PROVIDER_FEATURES + j} | {f.name} | {f.unit} | [{f.low:g}, {f.high:g}] | "
+                     f"{f.description} |")
+    return "\n".join(lines)
+
+
 def rate(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """num / den, and 0 where den = 0; a NaN numerator (an unreported count) stays NaN. Never divides by 0."""
     return np.where(den > 0, num / np.maximum(den, 1), 0.0)
@@ -175,19 +204,41 @@ def ses_rate(weighted_events: np.ndarray, weighted_base: np.ndarray) -> np.ndarr
     return clip(weighted_events / np.maximum(weighted_base, 1.0), 0.0, 1.0)
 
 
+POSTMASTER_BANDS: tuple[str, ...] = ("BAD", "LOW", "MEDIUM", "HIGH")
+"""Gmail Postmaster Tools' IP reputation categories, worst first (3.1)."""
+SNDS_COLOURS: tuple[str, ...] = ("green", "yellow", "red")
+"""Microsoft SNDS colours, best first (3.3)."""
+
+
+def dashboard_features(code: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:
+    """(value in [0, 1], shown 0/1) from a dashboard code: 0..levels-1, -1 when not shown, NaN when unknown."""
+    code = np.asarray(code, np.float64)
+    shown = np.where(np.isnan(code), np.nan, (code >= 0).astype(np.float64))
+    value = np.where(code >= 0, code / (levels - 1), np.where(np.isnan(code), np.nan, 0.0))
+    return value, shown
+
+
 def global_features(
     day: np.ndarray,
     demand_total: np.ndarray,
     ses_bounce_rate: np.ndarray,
     ses_complaint_rate: np.ndarray,
     audience: np.ndarray,
+    postmaster_band: np.ndarray | float = math.nan,
+    snds_colour: np.ndarray | float = math.nan,
 ) -> np.ndarray:
-    """The global block ``[..., N_GLOBAL_FEATURES]`` (float64); ``audience`` is ``[..., K]`` tier fractions."""
+    """The global block ``[..., N_GLOBAL_FEATURES]`` (float64); ``audience`` is ``[..., K]`` tier fractions.
+
+    ``postmaster_band`` (0 BAD .. 3 HIGH) and ``snds_colour`` (0 green .. 2 red) are the dashboards' codes, -1 on a
+    day they show nothing and NaN when the sender did not report them (the runtime then imputes the training mean).
+    """
     day = np.asarray(day, np.float64)
     out = np.empty((*day.shape, N_GLOBAL_FEATURES))
     out[..., 0] = np.minimum(day, MAX_DAY)
     out[..., 1] = np.log10(1.0 + demand_total)
     out[..., 2] = ses_bounce_rate
     out[..., 3] = ses_complaint_rate
-    out[..., 4 : 4 + len(TIERS)] = audience
+    out[..., 4], out[..., 5] = dashboard_features(np.broadcast_to(postmaster_band, day.shape), len(POSTMASTER_BANDS))
+    out[..., 6], out[..., 7] = dashboard_features(np.broadcast_to(snds_colour, day.shape), len(SNDS_COLOURS))
+    out[..., 8 : 8 + len(TIERS)] = audience
     return out

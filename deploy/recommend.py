@@ -77,7 +77,7 @@ def format_table(rec: rt.Recommendation, summary: EventSummary | None) -> str:
     others = [f for f in rec.imputed if not f.startswith("audience_")]
     if rec.ignored:
         lines += ["", "--audience ignored: this policy was trained on one fixed list and never saw the audience "
-                  "vary (train on ipwarmup/Randomized-v0 for a policy that uses it); set to the training mean"]
+                  "vary (train on ipwarmup/Randomized-v1 for a policy that uses it); set to the training mean"]
     elif audience:
         lines += ["", "audience features imputed (set to the training mean): the list's composition was not "
                   "given; add --audience " + " ".join(f"{t}=FRACTION" for t in rt.AUDIENCE_TIERS)]

@@ -50,6 +50,12 @@ older                  more than 90 days ago, or never
 Every tier must be given, each a fraction in [0, 1], summing to 1 within :data:`AUDIENCE_SUM_TOLERANCE`
 (they are then divided by their sum); anything else raises :class:`AudienceError`. Without an audience
 the four ``audience_*`` features enter the graph as NaN (the training mean) and are listed in ``imputed``.
+
+Limits (each refused with a one-line error, never a traceback, a hang or gigabytes of memory): counts are
+whole numbers in [0, :data:`MAX_COUNT`]; dates lie in [:data:`MIN_DATE`, :data:`MAX_DATE`]; the statistics
+span at most :data:`MAX_SPAN_DAYS` days from the warm-up start; a policy card is at most
+:data:`MAX_CARD_BYTES` and names its ONNX graph, a regular file of at most :data:`MAX_ONNX_BYTES` in the
+card's own folder, by a bare file name; the graph holds all its tensors (no external data files).
 """
 
 from __future__ import annotations
@@ -76,7 +82,7 @@ from core.features import (
     ses_rate,
 )
 from core.providers import TIERS
-from core.util import sha256_file
+from core.util import load_json, read_regular_file, shorten
 
 LEARNED_VARIANCE = 1e-4
 """Training variance of an audience feature below which the policy never saw lists differ (fixed-list scenarios)."""
@@ -97,6 +103,19 @@ AUDIENCE_TIERS: tuple[str, ...] = TIERS
 """Engagement tiers of the list by last open, most engaged first (``core.providers.TIERS``)."""
 AUDIENCE_SUM_TOLERANCE = 0.01
 """How far the audience fractions may sum from 1: room for percentages rounded to whole numbers."""
+
+
+MAX_COUNT = 10**12
+"""Largest count (emails per provider and day) or demand accepted: more mail than exists, yet far from overflow."""
+MIN_DATE = dt.date(1970, 1, 1)
+MAX_DATE = dt.date(2999, 12, 31)
+"""Statistics dates outside [MIN_DATE, MAX_DATE] are refused (a typo, not a warm-up)."""
+MAX_SPAN_DAYS = 3660
+"""At most ten years of daily statistics from the warm-up start to the last date (arrays are per day)."""
+MAX_CARD_BYTES = 16 << 20
+MAX_ONNX_BYTES = 256 << 20
+MAX_FRAME_STACK = 1000
+MAX_PROVIDERS = 64
 
 
 class CardError(ValueError):
@@ -146,15 +165,38 @@ def audience_vector(audience: Mapping[str, float] | None) -> np.ndarray:
     return values / total
 
 
-def _parse_date(value: Any) -> dt.date:
+def check_date(day: dt.date, what: str = "date") -> dt.date:
+    """``day`` itself, if it lies in [:data:`MIN_DATE`, :data:`MAX_DATE`]; else :class:`HistoryError`."""
+    if not MIN_DATE <= day <= MAX_DATE:
+        raise HistoryError(f"{what} {day.isoformat()} is outside {MIN_DATE.isoformat()}..{MAX_DATE.isoformat()}")
+    return day
+
+
+def _parse_date(value: Any, what: str = "date") -> dt.date:
     if isinstance(value, dt.datetime):
-        return value.date()
+        return check_date(value.date(), what)
     if isinstance(value, dt.date):
-        return value
+        return check_date(value, what)
+    text = str(value).strip() if isinstance(value, str) else None
     try:
-        return dt.date.fromisoformat(str(value).strip())
+        if text is None or len(text) > 32:
+            raise ValueError
+        return check_date(dt.date.fromisoformat(text), what)
     except ValueError:
-        raise HistoryError(f"date {value!r} is not an ISO date (YYYY-MM-DD)") from None
+        raise HistoryError(f"{what} {shorten(value)} is not an ISO date (YYYY-MM-DD)") from None
+
+
+def check_count(value: Any, what: str, limit: float = MAX_COUNT) -> float:
+    """``value`` as a float, if it is a finite number in [0, limit]; else :class:`HistoryError` naming ``what``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise HistoryError(f"{what} must be a non-negative number, got {shorten(value)}") from None
+    if isinstance(value, bool) or not math.isfinite(number) or number < 0:
+        raise HistoryError(f"{what} must be a non-negative number, got {shorten(value)}")
+    if number > limit:
+        raise HistoryError(f"{what} must be at most {limit:,.0f}, got {shorten(value)}")
+    return number
 
 
 @dataclass
@@ -184,22 +226,28 @@ class History:
         providers = tuple(providers)
         parsed: dict[tuple[dt.date, int], Mapping[str, Any]] = {}
         for row in rows:
+            if not isinstance(row, Mapping):
+                raise HistoryError(f"a statistics row must be a mapping, got {type(row).__name__}")
             day = _parse_date(row.get("date"))
             name = row.get("provider")
-            if name not in providers:
-                raise HistoryError(f"unknown provider {name!r} on {day}; the policy knows {', '.join(providers)}")
+            if not isinstance(name, str) or name not in providers:
+                raise HistoryError(f"unknown provider {shorten(name)} on {day}; the policy knows "
+                                   f"{', '.join(providers)}")
             key = (day, providers.index(str(name)))
             if key in parsed:
                 raise HistoryError(f"two rows for {name} on {day}")
             parsed[key] = row
         first = min((d for d, _ in parsed), default=None)
-        begin = _parse_date(start) if start is not None else first
+        begin = _parse_date(start, "warm-up start") if start is not None else first
         if begin is None:
             raise HistoryError("no statistics and no warm-up start date given")
         if first is not None and first < begin:
             raise HistoryError(f"statistics for {first} predate the warm-up start {begin}")
         last = max((d for d, _ in parsed), default=begin - dt.timedelta(days=1))
         n_days = (last - begin).days + 1
+        if n_days > MAX_SPAN_DAYS:
+            raise HistoryError(f"the statistics span {n_days:,} days, from {begin} to {last}; at most "
+                               f"{MAX_SPAN_DAYS:,} days from the warm-up start are read (check the dates and --start)")
         values = {c: np.zeros((n_days, len(providers))) for c in REQUIRED_COLUMNS}
         values.update({c: np.full((n_days, len(providers)), np.nan) for c in OPTIONAL_COLUMNS})
         for (day, p), row in parsed.items():
@@ -210,11 +258,8 @@ class History:
                     if column in REQUIRED_COLUMNS:
                         raise HistoryError(f"{providers[p]} on {day}: required value {column!r} is missing")
                     continue
-                number = float(value)
-                if not math.isfinite(number) or number < 0:
-                    raise HistoryError(f"{providers[p]} on {day}: {column} must be a non-negative number, "
-                                       f"got {value!r}")
-                values[column][i, p] = number
+                values[column][i, p] = check_count(value, f"{providers[p]} on {day}: {column}",
+                                                   100.0 if column == "warmup_percentage" else MAX_COUNT)
         return History(begin, providers, values)
 
 
@@ -367,6 +412,14 @@ class Runtime:
         unknown, the training mean, reported in ``imputed``).
         """
         tiers = audience_vector(audience)  # validate before reading the statistics
+        if demand is not None:
+            if not isinstance(demand, Mapping):
+                raise HistoryError(f"demand must be a mapping {{provider: emails}}, got {type(demand).__name__}")
+            unknown = [str(p) for p in demand if p not in self.providers]
+            if unknown:
+                raise HistoryError(f"demand names unknown provider {shorten(unknown[0])}; the policy knows "
+                                   f"{', '.join(self.providers)}")
+            demand = {p: check_count(v, f"demand for {p}") for p, v in demand.items()}
         ignored = []
         if audience is not None and not self.learned_audience:
             ignored = [f"audience_{t}" for t in AUDIENCE_TIERS]

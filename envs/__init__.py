@@ -1,4 +1,8 @@
-"""ipwarmup's simulator. ``import envs`` registers the ``ipwarmup/*-v0`` Gymnasium ids."""
+"""ipwarmup's simulator. ``import envs`` registers the ``ipwarmup/*-v1`` Gymnasium ids.
+
+Asking for an old version (``-v0``) gets Gymnasium's "deprecated, use -v1" error: results under one id stay
+comparable, so the id changes with the dynamics.
+"""
 
 from __future__ import annotations
 

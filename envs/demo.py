@@ -13,7 +13,7 @@ from core.actions import share_to_action
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--env", default="ipwarmup/NewIP-v0")
+    parser.add_argument("--env", default="ipwarmup/NewIP-v1")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     env = gymnasium.make(args.env)

@@ -1,18 +1,23 @@
-"""Per-episode parameters: fixed scenarios, the randomized training family, held-out profiles.
+"""Per-episode parameters: what the sender cannot know exactly, drawn at reset for every scenario.
 
-Everything a scenario leaves to chance is drawn here, at reset, from the env's ``np_random``, into
-:class:`EpisodeParams` arrays (one row per env), so the dynamics never branch on the scenario kind.
+Even a fixed scenario draws its providers' cold acceptance, pace and placement, its list's tier rates and
+its overflow route's placement from a prior around the scenario's values (nobody knows Gmail's exact pace
+for their IP); Randomized draws from the training family; a held-out profile fixes some dimensions outside
+that family. Everything is drawn here, from the env's ``np_random``, into :class:`EpisodeParams` arrays (one
+row per env), so the dynamics never branch on the scenario kind.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from core.providers import PROVIDERS, TIERS
 from envs.profiles import (
     HELDOUT_PROFILES,
+    TRAIN_COLD_CAPACITY,
     TRAIN_DEMAND,
     TRAIN_LIST_QUALITY,
     TRAIN_MAX_MICROSOFT_SHARE,
@@ -27,12 +32,21 @@ MICROSOFT = PROVIDERS.index("microsoft")
 
 @dataclass
 class EpisodeParams:
-    """The numbers that may differ between episodes, one row per env."""
+    """The numbers that differ between episodes, one row per env."""
 
     demand: np.ndarray  # [n, P] int64, fresh emails per day per provider
     tier_share: np.ndarray  # [n, K] audience composition
-    reputation_rate: np.ndarray  # [n, P] per-day reputation growth rate at full activity
+    reputation_rate: np.ndarray  # [n, P] logistic growth rate of reputation at full activity, per day
     initial_reputation: np.ndarray  # [n, P]
+    cold_capacity: np.ndarray  # [n, P] emails/day a cold IP gets accepted
+    inbox_rate: np.ndarray  # [n, P] inbox placement of a reputable IP
+    pool_inbox_rate: np.ndarray  # [n, P] inbox placement of the overflow route
+    pool_headroom: np.ndarray  # [n, P] emails/day the overflow route takes (inf: shared pool, 0: none)
+    tier_complaint_rate: np.ndarray  # [n, K]
+    tier_unknown_user_rate: np.ndarray  # [n, K]
+    tier_open_rate: np.ndarray  # [n, K]
+    tier_trap_rate: np.ndarray  # [n, K]
+    machine_open_share: np.ndarray  # [n] Apple MPP machine opens per inboxed Apple email
 
     @staticmethod
     def empty(n: int) -> EpisodeParams:
@@ -41,12 +55,29 @@ class EpisodeParams:
             tier_share=np.zeros((n, K)),
             reputation_rate=np.zeros((n, P)),
             initial_reputation=np.zeros((n, P)),
+            cold_capacity=np.ones((n, P)),
+            inbox_rate=np.zeros((n, P)),
+            pool_inbox_rate=np.zeros((n, P)),
+            pool_headroom=np.zeros((n, P)),
+            tier_complaint_rate=np.zeros((n, K)),
+            tier_unknown_user_rate=np.zeros((n, K)),
+            tier_open_rate=np.zeros((n, K)),
+            tier_trap_rate=np.zeros((n, K)),
+            machine_open_share=np.zeros(n),
         )
+
+    def rows(self, index: np.ndarray) -> EpisodeParams:
+        """A copy holding only the rows ``index`` (the oracle plans on copies)."""
+        return EpisodeParams(**{f.name: getattr(self, f.name)[index].copy() for f in fields(self)})
+
+
+def logit(x: float) -> float:
+    return math.log(x / (1.0 - x))
 
 
 def reputation_rate(scenario: Scenario, warmup_days: np.ndarray) -> np.ndarray:
-    """Growth rate that takes reputation from cold to high in ``warmup_days`` at full activity."""
-    gap = np.log((1.0 - scenario.cold_reputation) / (1.0 - scenario.high_reputation))
+    """Logistic growth rate that takes reputation from cold to high in ``warmup_days`` at full activity."""
+    gap = logit(scenario.high_reputation) - logit(scenario.cold_reputation)
     return gap / np.asarray(warmup_days, dtype=np.float64)
 
 
@@ -57,29 +88,50 @@ def resolved_scenario(scenario: Scenario) -> Scenario:
     return scenario.replace(profile=None, randomize=False, **HELDOUT_PROFILES[scenario.profile])
 
 
+def _around(rng: np.random.Generator, centre: np.ndarray, sigma: float, shape: tuple[int, ...]) -> np.ndarray:
+    """Log-normal draws with median ``centre`` (the scenario's value) and log-sigma ``sigma``."""
+    return np.asarray(centre, np.float64) * np.exp(sigma * rng.standard_normal(shape))
+
+
 def draw_episode_params(scenario: Scenario, rng: np.random.Generator, out: EpisodeParams, mask: np.ndarray) -> None:
     """Fill the rows of ``out`` selected by ``mask`` with a fresh episode's parameters."""
     idx = np.flatnonzero(mask)
     m = idx.size
     if m == 0:
         return
-    fixed = resolved_scenario(scenario)
-    if fixed.randomize:
+    s = resolved_scenario(scenario)
+    if s.randomize:
         warmup_days = rng.uniform(*TRAIN_WARMUP_DAYS, size=(m, P))
+        cold = np.exp(rng.uniform(*np.log(TRAIN_COLD_CAPACITY), size=(m, P)))
         quality = rng.uniform(*TRAIN_LIST_QUALITY, size=m)
         demand = np.exp(rng.uniform(np.log(TRAIN_DEMAND[0]), np.log(TRAIN_DEMAND[1]), size=m))
-        mix = _draw_mix(fixed, rng, m)
-        tier = np.stack([np.asarray(fixed.tier_share(q)) for q in quality])
+        mix = _draw_mix(s, rng, m)
+        tier = np.stack([np.asarray(s.tier_share(q)) for q in quality])
     else:
-        warmup_days = np.broadcast_to(np.asarray(fixed.warmup_days), (m, P))
-        demand = np.full(m, fixed.demand)
-        mix = np.broadcast_to(np.asarray(fixed.provider_share), (m, P))
-        tier = np.broadcast_to(np.asarray(fixed.tier_share()), (m, K))
-    lo, hi = fixed.initial_reputation
+        warmup_days = _around(rng, np.asarray(s.warmup_days), s.warmup_days_spread, (m, P))
+        cold = _around(rng, np.asarray(s.cold_capacity), s.cold_capacity_spread, (m, P))
+        demand = np.full(m, s.demand)
+        mix = np.broadcast_to(np.asarray(s.provider_share), (m, P))
+        tier = np.broadcast_to(np.asarray(s.tier_share()), (m, K))
+    lo, hi = s.initial_reputation
     out.initial_reputation[idx] = rng.uniform(lo, hi, size=(m, P)) if hi > lo else lo
     out.demand[idx] = np.rint(demand[:, None] * mix).astype(np.int64)
     out.tier_share[idx] = tier
-    out.reputation_rate[idx] = reputation_rate(fixed, warmup_days)
+    out.reputation_rate[idx] = reputation_rate(s, warmup_days)
+    out.cold_capacity[idx] = np.clip(cold, 1.0, s.warm_capacity)
+    inbox = np.asarray(s.inbox_rate) + s.inbox_rate_spread * rng.standard_normal((m, P))
+    out.inbox_rate[idx] = np.clip(inbox, 0.05, 1.0)
+    out.pool_inbox_rate[idx] = out.inbox_rate[idx] * rng.uniform(*s.pool_quality, size=(m, 1))
+    if s.overflow == "shared_pool":
+        out.pool_headroom[idx] = np.inf
+    elif s.overflow == "warm_pool":
+        out.pool_headroom[idx] = s.pool_headroom * out.demand[idx]
+    else:
+        out.pool_headroom[idx] = 0.0
+    for name in ("tier_complaint_rate", "tier_unknown_user_rate", "tier_open_rate", "tier_trap_rate"):
+        getattr(out, name)[idx] = np.clip(_around(rng, np.asarray(getattr(s, name)), s.tier_rate_spread, (m, K)),
+                                          0.0, 1.0)
+    out.machine_open_share[idx] = rng.uniform(*s.machine_open_share, size=m)
 
 
 def _draw_mix(scenario: Scenario, rng: np.random.Generator, m: int) -> np.ndarray:
@@ -91,4 +143,3 @@ def _draw_mix(scenario: Scenario, rng: np.random.Generator, m: int) -> np.ndarra
         mix[bad] = rng.dirichlet(alpha, size=int(bad.sum()))
         bad = mix[:, MICROSOFT] > TRAIN_MAX_MICROSOFT_SHARE
     return mix
-

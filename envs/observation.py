@@ -35,5 +35,6 @@ def build_observation(
         outcome.complaints * FEEDBACK_LOOP, outcome.opens, outcome.expired, outcome.queued, next_available,
     ).reshape(n, g)
     bounce, complaint = ses_rates(state)
-    out[:, g:] = global_features(state.day, demand.sum(-1), bounce, complaint, tier_share)
+    out[:, g:] = global_features(state.day, demand.sum(-1), bounce, complaint, tier_share, outcome.postmaster_band,
+                                 outcome.snds_colour)
     return out

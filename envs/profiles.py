@@ -12,6 +12,8 @@ from core.providers import PROVIDERS
 
 TRAIN_WARMUP_DAYS = (14.0, 42.0)
 """Provider speeds drawn per episode: 2 to 6 weeks (DESIGN.md; SES, 1.1)."""
+TRAIN_COLD_CAPACITY = (50.0, 10_000.0)
+"""Cold acceptance per provider, emails/day, drawn log-uniformly over the published day-1 range (9.1)."""
 TRAIN_LIST_QUALITY = (0.5, 1.0)
 TRAIN_DEMAND = (1e4, 1e6)
 """Fresh emails/day, drawn log-uniformly (DESIGN.md: demand 10^4-10^6/day)."""
@@ -27,4 +29,4 @@ HELDOUT_PROFILES: dict[str, dict[str, Any]] = {
     "slow-providers": {"warmup_days": (49.0,) * len(PROVIDERS), "demand": 200_000.0},
     "big-sender": {"demand": 3_000_000.0, "horizon": 60},
 }
-"""Held-out generalization profiles for Randomized-v0 (``gymnasium.make(..., profile=NAME)``)."""
+"""Held-out generalization profiles for Randomized-v1 (``gymnasium.make(..., profile=NAME)``)."""

@@ -13,13 +13,12 @@ import numpy as np
 
 from core.actions import MIN_SHARE, action_to_share
 from core.providers import FEEDBACK_LOOP, PROVIDERS
-from envs.dynamics import DayOutcome, State, ses_rates, simulate_day
+from envs.dynamics import COUNT_FIELDS, NOT_SHOWN, DayOutcome, State, ses_rates, simulate_day
 from envs.families import EpisodeParams, draw_episode_params, resolved_scenario
 from envs.observation import build_observation
 from envs.scenario import Scenario
 
-COUNT_KEYS = ("sent", "delivered", "inbox", "junk", "deferred", "bounced", "blocked", "complaints", "opens",
-              "expired", "overflow", "queued", "first_attempts")
+COUNT_KEYS = COUNT_FIELDS
 """Per-provider integer arrays in every step's info (DESIGN.md contract plus extras)."""
 
 
@@ -79,8 +78,8 @@ class Simulator:
         was_paused = self.state.paused.copy()
         self.share = action_to_share(check_action(action, self.n))
         outcome = simulate_day(self.rules, self.params, self.state, self.share, rng)
-        reward = self.reward(outcome, newly_paused=outcome.paused & ~was_paused)
         truncated = (self.state.day >= self.horizon) & ~outcome.paused
+        reward = self.reward(outcome, newly_paused=outcome.paused & ~was_paused, final=truncated)
         return StepResult(self.observe(outcome), reward, outcome.paused.copy(), truncated, outcome)
 
     def observe(self, outcome: DayOutcome) -> np.ndarray:
@@ -88,25 +87,41 @@ class Simulator:
         return build_observation(outcome, self.state, self.share, self.params.demand, next_available,
                                  self.params.tier_share)
 
-    def reward(self, o: DayOutcome, newly_paused: np.ndarray) -> np.ndarray:
-        """Inboxed share of demand less the costs of complaints, bounces, blocks, lost and delayed mail."""
+    def reward(self, o: DayOutcome, newly_paused: np.ndarray, final: np.ndarray) -> np.ndarray:
+        """Mail inboxed via any route, as a share of demand, less the costs of complaints and bounces (every route:
+        SES counts them all), blocks, lost and delayed mail; a one-off penalty when SES pauses the account; and on
+        the last day the value of an IP that is ready (:meth:`readiness`)."""
         r = self.rules
         value = (
             o.inbox
-            - r.reward_complaint_cost * o.complaints
-            - r.reward_bounce_cost * o.bounced
+            + o.overflow_inbox
+            - r.reward_complaint_cost * (o.complaints + o.overflow_complaints)
+            - r.reward_bounce_cost * (o.bounced + o.overflow_bounced)
             - r.reward_block_cost * o.blocked
             - r.reward_lost_cost * o.expired
             - r.reward_deferral_cost * o.deferred
         ).sum(-1)
         demand = np.maximum(self.params.demand.sum(-1), 1)
-        return value / demand - r.reward_pause_penalty * newly_paused
+        ready = np.where(final, r.reward_ready_value * self.readiness(), 0.0)
+        return value / demand - r.reward_pause_penalty * newly_paused + ready
+
+    def readiness(self) -> np.ndarray:
+        """0..1 per episode: how ready the IP is to carry its whole stream, weighted by each provider's demand.
+
+        A provider counts as far as the IP carries its mail today (the share) times how far its reputation has
+        come from cold to HIGH; an IP that carries everything at a HIGH reputation everywhere scores 1."""
+        r = self.rules
+        progress = np.clip((self.state.reputation - r.cold_reputation) / (r.high_reputation - r.cold_reputation),
+                           0.0, 1.0)
+        weight = self.params.demand / np.maximum(self.params.demand.sum(-1, keepdims=True), 1)
+        return (weight * self.share * progress).sum(-1)
 
     def empty_outcome(self) -> DayOutcome:
         """A day on which nothing happened: what the observation and info show at reset."""
         z = np.zeros((self.n, len(PROVIDERS)), np.int64)
+        hidden = np.full(self.n, NOT_SHOWN, np.int64)
         return DayOutcome(**{k: z for k in COUNT_KEYS}, available=self.params.demand.copy(),
-                          paused=self.state.paused.copy())
+                          postmaster_band=hidden, snds_colour=hidden.copy(), paused=self.state.paused.copy())
 
     def info_row(self, outcome: DayOutcome, i: int) -> dict[str, Any]:
         """The single-env info dict for episode ``i`` (plain Python scalars, int64 arrays)."""
@@ -124,6 +139,8 @@ class Simulator:
             day=int(self.state.day[i]),
             ses_bounce_rate=float(bounce[i]),
             ses_complaint_rate=float(complaint[i]),
+            postmaster_band=int(outcome.postmaster_band[i]),
+            snds_colour=int(outcome.snds_colour[i]),
         )
         return info
 
@@ -148,6 +165,8 @@ class Simulator:
             day=self.state.day.copy(),
             ses_bounce_rate=bounce.copy(),
             ses_complaint_rate=complaint.copy(),
+            postmaster_band=outcome.postmaster_band.copy(),
+            snds_colour=outcome.snds_colour.copy(),
         )
         for key in list(info):
             info[f"_{key}"] = present.copy()

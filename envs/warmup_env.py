@@ -9,7 +9,7 @@ from gymnasium import Env, spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from core.features import LAYOUT
+from core.features import LAYOUT, N_GLOBAL_FEATURES, N_PROVIDER_FEATURES, OBS_SIZE, feature_table
 from core.providers import PROVIDERS
 from envs.scenario import Scenario, get_scenario
 from envs.simulator import COUNT_KEYS, Simulator
@@ -34,11 +34,17 @@ class WarmupEnv(Env[np.ndarray, np.ndarray]):
 
     ## Description
     A sender moves its daily mail onto a new dedicated IP. Each mailbox provider (Gmail, Microsoft,
-    Yahoo/AOL, Apple iCloud, other) keeps hidden reputation in the IP and a memory of the volume it has
-    recently accepted; it defers (4xx) what exceeds its limit, blocks (5xx) when reputation is bad or
-    complaints are high, and junks a share by reputation. Reputation grows with steady, wanted volume,
-    drops on spikes, complaints and bounces, and fades when the IP goes quiet. The model and every
-    number's source are in ``docs/model.md``.
+    Yahoo/AOL, Apple iCloud, other) keeps a hidden reputation for the IP and a memory of the volume it has
+    recently accepted; it defers (4xx) what exceeds its limit, escalates a sustained excess to blocks
+    (Microsoft) or the spam folder (Gmail, Yahoo), blocks (5xx) when reputation is bad, complaints are high
+    or spam traps put the IP on a blocklist, and junks a share by reputation. Reputation grows with wanted,
+    accepted volume above what a provider registers (slowly from a damaged reputation), drops on spikes,
+    complaints, bounces, trap hits and escalation, and fades when the IP goes quiet. Mail not on the new IP
+    takes the scenario's overflow route (a shared pool with its own placement, a warm pool with finite
+    headroom, or a queue), and its complaints and bounces count toward SES's account-wide rates. Every
+    episode draws the providers' cold acceptance, pace and placement and the list's propensities around the
+    scenario's values: the sender never knows them exactly. The model and every number's source are in
+    ``docs/model.md``.
 
     ## Action Space
     ``Box(-1, 1, (5,), float32)``: per provider, in ``PROVIDERS`` order, the share of that
@@ -49,37 +55,23 @@ class WarmupEnv(Env[np.ndarray, np.ndarray]):
     Finite values outside [-1, 1] are clipped; NaN, inf or a wrong shape raise ``ValueError``.
 
     ## Observation Space
-    ``Box(float32, (63,))``: 11 features per provider, then 8 global ones; what a sender sees
-    the next morning from SES events and feedback loops. Never the hidden reputation.
+    ``Box(float32, ({obs_size},))``: {per_provider} features per provider (in ``PROVIDERS`` order), then
+    {n_global} global ones; what a sender sees the next morning from SES events, feedback loops, Postmaster
+    Tools and SNDS. Never the hidden reputation.
 
-    | index | feature (per provider p, at 11 p + j) | unit | range |
-    |-------|----------------------------------------|------|-------|
-    | 0 | warmup_share_log10: today's share on the new IP | log10 fraction | [-4, 0] |
-    | 1 | sent_log10: first attempts + retries | log10(1 + emails) | [0, 10] |
-    | 2 | delivered_rate | fraction of sent | [0, 1] |
-    | 3 | deferred_rate (4xx) | fraction of sent | [0, 1] |
-    | 4 | bounce_rate (hard, unknown users) | fraction of sent | [0, 1] |
-    | 5 | blocked_rate (5xx) | fraction of sent | [0, 1] |
-    | 6 | complaint_rate (FBL; 0 for apple) | fraction of delivered | [0, 1] |
-    | 7 | open_rate | fraction of delivered | [0, 1] |
-    | 8 | expired_log10: retry window closed | log10(1 + emails) | [0, 10] |
-    | 9 | queued_log10: retry queue + backlog | log10(1 + emails) | [0, 10] |
-    | 10 | demand_log10: mail available tomorrow (fresh + backlog) | log10(1 + emails) | [0, 10] |
-    | 55 | day: days simulated | days | [0, 1000] |
-    | 56 | demand_total_log10 | log10(1 + emails) | [0, 10] |
-    | 57 | ses_bounce_rate (dashboard window) | fraction | [0, 1] |
-    | 58 | ses_complaint_rate (dashboard window) | fraction | [0, 1] |
-    | 59-62 | audience_opened_30d/60d/90d, audience_older: the list by last open | fraction of the list | [0, 1] |
+    {observation_table}
 
     ## Rewards
-    Per day: (inboxed emails on the new IP - 300 x complaints - 5 x hard bounces - blocks - expired
-    mail - 0.1 x deferrals) / the day's demand, and -30 once if SES pauses the account. Weights are
-    scenario parameters (``reward_*``).
+    Per day: (emails inboxed via any route - 300 x complaints - 5 x hard bounces (both on every route)
+    - blocks - expired mail - 0.1 x deferrals) / the day's demand; -30 once if SES pauses the account; on
+    the last day, +10 x the IP's readiness (the share of its stream it carries times how far each provider's
+    reputation has come from cold to HIGH, weighted by demand). Weights are scenario parameters (``reward_*``).
 
     ## Starting State
     Day 0, nothing sent; hidden reputation drawn from the scenario's ``initial_reputation`` range (cold for a
-    new IP; partly kept and unknown to the agent in Rewarm-v0); Randomized-v0 draws provider speeds,
-    list quality, demand and provider mix per episode.
+    new IP; partly kept and unknown to the agent in Rewarm-v1); the episode's provider and list parameters
+    drawn around the scenario's values; Randomized-v1 draws provider speeds, cold acceptance over the
+    published range, list quality, demand and provider mix.
 
     ## Episode End
     Termination: SES pauses the account (bounce rate >= 10% or complaint rate >= 0.5% over a
@@ -87,16 +79,21 @@ class WarmupEnv(Env[np.ndarray, np.ndarray]):
     env itself so that a ``horizon=`` override needs no TimeLimit change.
 
     ## Arguments
-    ``gymnasium.make("ipwarmup/NewIP-v0", **overrides)``: any :class:`~envs.scenario.Scenario`
+    ``gymnasium.make("ipwarmup/NewIP-v1", **overrides)``: any :class:`~envs.scenario.Scenario`
     field (``demand``, ``horizon``, ``retry_window_hours``, ``profile`` ...), validated.
 
     ## Version History
+    * v1: cold acceptance from the published day-1 range with per-episode uncertainty; reputation earned by
+      accepted volume above a registration threshold (logistic, slow recovery); escalation of sustained
+      excess, spam traps and a blocklist-like listing; a real overflow route counted by SES; Postmaster band
+      and SNDS colour observed; Apple machine opens; readiness at the end of the episode; SES standard
+      carries the whole stream after day 45.
     * v0: initial release.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
 
-    def __init__(self, scenario: str | Scenario = "NewIP-v0", **overrides: Any) -> None:
+    def __init__(self, scenario: str | Scenario = "NewIP-v1", **overrides: Any) -> None:
         self.scenario = _make_scenario(scenario, overrides)
         self.sim = Simulator(self.scenario, 1)
         self.observation_space, self.action_space = spaces_for()
@@ -114,6 +111,11 @@ class WarmupEnv(Env[np.ndarray, np.ndarray]):
         return result.obs[0], float(result.reward[0]), bool(result.terminated[0]), bool(result.truncated[0]), info
 
 
+WarmupEnv.__doc__ = (WarmupEnv.__doc__ or "").format(
+    observation_table=feature_table().replace("\n", "\n    "), obs_size=OBS_SIZE, per_provider=N_PROVIDER_FEATURES,
+    n_global=N_GLOBAL_FEATURES)
+
+
 class WarmupVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     """``num_envs`` warm-up episodes stepped by one numpy call (see :class:`WarmupEnv`).
 
@@ -124,7 +126,7 @@ class WarmupVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
 
     metadata: dict[str, Any] = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
-    def __init__(self, num_envs: int = 1, scenario: str | Scenario = "NewIP-v0", **overrides: Any) -> None:
+    def __init__(self, num_envs: int = 1, scenario: str | Scenario = "NewIP-v1", **overrides: Any) -> None:
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
         self.num_envs = num_envs

@@ -48,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="evaluate.py",
         description="Benchmark warm-up policies over scenarios and seeds; writes episodes.csv, summary.csv/.md, "
                     "poi.csv, traces.csv, plots/ and manifest.json into --out.",
-        epilog="Env specs take scenario overrides after a colon: ipwarmup/NewIP-v0:horizon=10,demand=20000 or "
-               "ipwarmup/Randomized-v0:profile=poor-list. See docs/benchmark.md.",
+        epilog="Env specs take scenario overrides after a colon: ipwarmup/NewIP-v1:horizon=10,demand=20000 or "
+               "ipwarmup/Randomized-v1:profile=poor-list. See docs/benchmark.md.",
     )
     p.add_argument("--policy", nargs="+", default=[], metavar="SPEC",
                    help="baseline names (ses-standard, oracle, random, ...), training run folders or policy cards")

@@ -16,11 +16,13 @@ import numpy as np
 
 from core.providers import PROVIDERS
 
-KPI_NAMES: tuple[str, ...] = ("inboxed_share", "days_to_full", "complaint_rate", "worst_complaint_rate",
-                              "bounce_rate", "worst_bounce_rate", "deferral_share", "blocks", "paused", "return")
+KPI_NAMES: tuple[str, ...] = ("inboxed_share", "inboxed_share_all", "days_to_full", "complaint_rate",
+                              "worst_complaint_rate", "bounce_rate", "worst_bounce_rate", "deferral_share", "blocks",
+                              "paused", "return")
 """The contract names (DESIGN.md); each KPI dict also holds ``final_reputation_<provider>`` and ``length``."""
 DAY_COUNTS: tuple[str, ...] = ("sent", "first_attempts", "delivered", "inbox", "deferred", "bounced", "blocked",
-                               "complaints")
+                               "complaints", "overflow", "overflow_delivered", "overflow_inbox", "overflow_bounced",
+                               "overflow_complaints")
 """The per-provider daily counts the KPIs are computed from (a subset of every step's info)."""
 NEVER = math.nan
 """``days_to_full`` when the new IP never reached full volume within the episode."""
@@ -64,10 +66,11 @@ def day_kpis(
 ) -> dict[str, float]:
     """KPIs of one episode from its daily counts ``counts[key]`` ``[days, P]`` (keys :data:`DAY_COUNTS`).
 
-    * ``inboxed_share``: inboxed on the new IP / total fresh demand (``demand`` [days]).
+    * ``inboxed_share``: inboxed on the new IP / total fresh demand (``demand`` [days]);
+      ``inboxed_share_all``: inboxed via any route (the new IP and the overflow route) / total fresh demand.
     * ``days_to_full``: see :func:`days_to_full`; the new IP's carried mail is its first attempts.
-    * ``complaint_rate``: complaints / delivered at providers with a feedback loop, SES's way.
-    * ``bounce_rate``: hard bounces / first attempts, SES's way (a retry is not a new send).
+    * ``complaint_rate``: complaints / delivered at providers with a feedback loop, every route, SES's way.
+    * ``bounce_rate``: hard bounces / sends (first attempts), every route, SES's way (a retry is not a new send).
     * ``deferral_share``: deferrals / attempts on the new IP (first attempts and retries).
     * ``worst_*``: the worst day with a representative volume (:data:`REPRESENTATIVE`).
     * ``blocks``: emails rejected (5xx); ``paused``: 1.0 if SES paused the account; ``return``: summed reward.
@@ -75,18 +78,26 @@ def day_kpis(
     days = len(demand)
     if days == 0:
         raise ValueError("an episode needs at least one day")
-    total = {k: np.asarray(counts[k], np.float64).reshape(days, -1).sum(-1) for k in DAY_COUNTS if k != "complaints"}
+    def per_day(key: str, mask: np.ndarray | None = None) -> np.ndarray:
+        x = np.asarray(counts[key], np.float64).reshape(days, -1)
+        return (x if mask is None else x * mask).sum(-1)
+
+    total = {k: per_day(k) for k in DAY_COUNTS}
     fbl = np.asarray(feedback_loop, bool)
-    fbl_delivered = (np.asarray(counts["delivered"], np.float64) * fbl).sum(-1)
-    complaints = (np.asarray(counts["complaints"], np.float64) * fbl).sum(-1)
+    # SES computes its rates per account, whatever route (IP) sent the mail (9.7).
+    fbl_delivered = per_day("delivered", fbl) + per_day("overflow_delivered", fbl)
+    complaints = per_day("complaints", fbl) + per_day("overflow_complaints", fbl)
+    sends = total["first_attempts"] + total["overflow"]
+    bounced = total["bounced"] + total["overflow_bounced"]
     demand = np.asarray(demand, np.float64)
     kpis = {
         "inboxed_share": _ratio(total["inbox"].sum(), demand.sum()),
+        "inboxed_share_all": _ratio(total["inbox"].sum() + total["overflow_inbox"].sum(), demand.sum()),
         "days_to_full": days_to_full(total["first_attempts"], demand, total["delivered"], total["sent"]),
         "complaint_rate": _ratio(complaints.sum(), fbl_delivered.sum()),
         "worst_complaint_rate": _worst(complaints, fbl_delivered),
-        "bounce_rate": _ratio(total["bounced"].sum(), total["first_attempts"].sum()),
-        "worst_bounce_rate": _worst(total["bounced"], total["first_attempts"]),
+        "bounce_rate": _ratio(bounced.sum(), sends.sum()),
+        "worst_bounce_rate": _worst(bounced, sends),
         "deferral_share": _ratio(total["deferred"].sum(), total["sent"].sum()),
         "blocks": float(total["blocked"].sum()),
         "paused": float(paused),

@@ -2,10 +2,10 @@
 
 An env spec is a registered id with optional scenario overrides after a colon, comma separated::
 
-    ipwarmup/NewIP-v0
-    ipwarmup/NewIP-v0:horizon=10,demand=20000
-    ipwarmup/Randomized-v0:profile=poor-list
-    ipwarmup/SelfHosted-v0:warmup_days=[14,21,28,40,21]
+    ipwarmup/NewIP-v1
+    ipwarmup/NewIP-v1:horizon=10,demand=20000
+    ipwarmup/Randomized-v1:profile=poor-list
+    ipwarmup/SelfHosted-v1:warmup_days=[14,21,28,40,21]
 
 Values are read as JSON when they parse (numbers, ``true``/``false``, lists) and as strings otherwise,
 then validated by the scenario itself, so a typo fails here with the scenario's own message.

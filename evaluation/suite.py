@@ -16,14 +16,14 @@ REFERENCE_POLICY = "ses-standard"
 """What probability of improvement is measured against: DESIGN.md's 'standard gradual schedule'."""
 
 SCENARIO_IDS: tuple[str, ...] = (
-    "ipwarmup/NewIP-v0",
-    "ipwarmup/AddIP-v0",
-    "ipwarmup/SelfHosted-v0",
-    "ipwarmup/Rewarm-v0",
-    "ipwarmup/Randomized-v0",
+    "ipwarmup/NewIP-v1",
+    "ipwarmup/AddIP-v1",
+    "ipwarmup/SelfHosted-v1",
+    "ipwarmup/Rewarm-v1",
+    "ipwarmup/Randomized-v1",
 )
 HELDOUT_ENV_SPECS: tuple[str, ...] = tuple(
-    f"ipwarmup/Randomized-v0:profile={name}" for name in sorted(HELDOUT_PROFILES)
+    f"ipwarmup/Randomized-v1:profile={name}" for name in sorted(HELDOUT_PROFILES)
 )
 
 

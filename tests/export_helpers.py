@@ -24,12 +24,12 @@ DOMAINS = {
 
 def train_tiny_run(out: Path, seed: int = 0) -> Path:
     """A PPO run folder from a few hundred steps: frame_stack 2 and VecNormalize, as real runs are; trained on
-    Randomized-v0 so that it has seen lists of different composition (the runtime uses the audience only then)."""
+    Randomized-v1 so that it has seen lists of different composition (the runtime uses the audience only then)."""
     from training.run import train
 
     overrides = {"n_envs": 4, "n_steps": 64, "batch_size": 64, "n_epochs": 2, "frame_stack": 2,
                  "eval_freq": 0, "save_freq": 0}
-    return train("ipwarmup/Randomized-v0", seed, out, n_timesteps=512, overrides=overrides, tensorboard=False)
+    return train("ipwarmup/Randomized-v1", seed, out, n_timesteps=512, overrides=overrides, tensorboard=False)
 
 
 @functools.cache
@@ -43,7 +43,7 @@ def exported() -> tuple[Path, Path]:
     return run, root / "export"
 
 
-def simulate(policy: Any, scenario: str = "ipwarmup/NewIP-v0", seed: int = 0, noise: float = 0.3,
+def simulate(policy: Any, scenario: str = "ipwarmup/NewIP-v1", seed: int = 0, noise: float = 0.3,
              **overrides: Any) -> tuple[list[np.ndarray], list[dict[str, Any]], list[np.ndarray]]:
     """One episode: observations (reset first), step infos, and the shares the env applied each day.
 

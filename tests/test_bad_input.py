@@ -16,7 +16,7 @@ P = len(envs.PROVIDERS)
 
 @pytest.fixture
 def env() -> gymnasium.Env:
-    e = gymnasium.make("ipwarmup/NewIP-v0")
+    e = gymnasium.make("ipwarmup/NewIP-v1")
     e.reset(seed=0)
     return e
 
@@ -39,7 +39,7 @@ def test_bad_action_raises_naming_the_problem(env: gymnasium.Env, action: Any, m
 
 
 def test_bad_action_in_vector_env() -> None:
-    vec = gymnasium.make_vec("ipwarmup/NewIP-v0", num_envs=3, vectorization_mode="vector_entry_point")
+    vec = gymnasium.make_vec("ipwarmup/NewIP-v1", num_envs=3, vectorization_mode="vector_entry_point")
     vec.reset(seed=0)
     with pytest.raises(ValueError, match=r"expected \(3, 5\)"):
         vec.step(np.zeros((2, P), np.float32))
@@ -60,7 +60,7 @@ def test_rejected_action_leaves_the_episode_untouched(env: gymnasium.Env) -> Non
 def test_finite_out_of_range_actions_are_clipped() -> None:
     """Documented: values beyond [-1, 1] act as the nearest bound (0.01% or 100% of the mail)."""
     def episode(action: np.ndarray) -> list[np.ndarray]:
-        e = gymnasium.make("ipwarmup/NewIP-v0", horizon=5)
+        e = gymnasium.make("ipwarmup/NewIP-v1", horizon=5)
         e.reset(seed=3)
         return [e.step(action)[0] for _ in range(5)]
 
@@ -73,7 +73,7 @@ def test_finite_out_of_range_actions_are_clipped() -> None:
 
 def test_unknown_env_id_gets_gymnasiums_hint() -> None:
     with pytest.raises(gymnasium.error.NameNotFound, match="Did you mean: `NewIP`"):
-        gymnasium.make("ipwarmup/NewIp-v0")
+        gymnasium.make("ipwarmup/NewIp-v1")
     with pytest.raises(gymnasium.error.VersionNotFound, match="v0"):
         gymnasium.make("ipwarmup/NewIP-v9")
 
@@ -81,9 +81,9 @@ def test_unknown_env_id_gets_gymnasiums_hint() -> None:
 @pytest.mark.parametrize(
     ("name", "match"),
     [
-        ("NewIp-v0", "did you mean 'ipwarmup/NewIP-v0'"),
-        ("ipwarmup/Rewarn-v0", "did you mean 'ipwarmup/Rewarm-v0'"),
-        ("Nothing", "known: NewIP-v0"),
+        ("NewIp-v1", "did you mean 'ipwarmup/NewIP-v1'"),
+        ("ipwarmup/Rewarn-v1", "did you mean 'ipwarmup/Rewarm-v1'"),
+        ("Nothing", "known: NewIP-v1"),
     ],
 )
 def test_get_scenario_unknown_name_did_you_mean(name: str, match: str) -> None:
@@ -92,9 +92,9 @@ def test_get_scenario_unknown_name_did_you_mean(name: str, match: str) -> None:
 
 
 def test_get_scenario_accepts_prefix_and_returns_frozen_copies() -> None:
-    s = envs.get_scenario("ipwarmup/SelfHosted-v0", demand=1234)
+    s = envs.get_scenario("ipwarmup/SelfHosted-v1", demand=1234)
     assert s.overflow == "none" and s.demand == 1234.0
-    assert envs.get_scenario("SelfHosted-v0").demand == 30_000.0  # the registered scenario is unchanged
+    assert envs.get_scenario("SelfHosted-v1").demand == 30_000.0  # the registered scenario is unchanged
     with pytest.raises(AttributeError):
         s.demand = 5.0  # type: ignore[misc]
 
@@ -129,16 +129,16 @@ def test_get_scenario_accepts_prefix_and_returns_frozen_copies() -> None:
 )
 def test_invalid_scenario_parameter_raises_naming_it(overrides: dict[str, Any], match: str) -> None:
     with pytest.raises(ScenarioError, match=match):
-        gymnasium.make("ipwarmup/NewIP-v0", **overrides)
+        gymnasium.make("ipwarmup/NewIP-v1", **overrides)
     with pytest.raises(ScenarioError, match=match):
-        gymnasium.make_vec("ipwarmup/NewIP-v0", num_envs=2, vectorization_mode="vector_entry_point", **overrides)
+        gymnasium.make_vec("ipwarmup/NewIP-v1", num_envs=2, vectorization_mode="vector_entry_point", **overrides)
 
 
 @pytest.mark.parametrize(("key", "hint"), [("demnd", "demand"), ("retry_window", "retry_window_hours"), ("zzz", None)])
 def test_unknown_scenario_parameter_named_with_hint(key: str, hint: str | None) -> None:
     match = f"unknown scenario parameter '{key}'" + (f"; did you mean '{hint}'" if hint else "")
     with pytest.raises(ScenarioError, match=match):
-        gymnasium.make("ipwarmup/NewIP-v0", **{key: 1})
+        gymnasium.make("ipwarmup/NewIP-v1", **{key: 1})
 
 
 def test_scenario_error_is_a_value_error() -> None:

@@ -55,11 +55,11 @@ def _same(a: Any, b: Any) -> bool:
 
 def test_all_scenarios_registered() -> None:
     assert envs.ENV_IDS == (
-        "ipwarmup/NewIP-v0",
-        "ipwarmup/AddIP-v0",
-        "ipwarmup/SelfHosted-v0",
-        "ipwarmup/Rewarm-v0",
-        "ipwarmup/Randomized-v0",
+        "ipwarmup/NewIP-v1",
+        "ipwarmup/AddIP-v1",
+        "ipwarmup/SelfHosted-v1",
+        "ipwarmup/Rewarm-v1",
+        "ipwarmup/Randomized-v1",
     )
     for env_id in envs.ENV_IDS:
         assert gymnasium.spec(env_id).vector_entry_point == "envs.warmup_env:WarmupVectorEnv"
@@ -102,7 +102,7 @@ def test_vector_twin_matches_single_env(env_id: str, seed: int) -> None:
 
 def test_vector_env_steps_many_envs_independently() -> None:
     """Rows of a batched env are independent episodes: different seeds' rows differ, all stay in space."""
-    vec = gymnasium.make_vec("ipwarmup/Randomized-v0", num_envs=4, vectorization_mode="vector_entry_point", horizon=3)
+    vec = gymnasium.make_vec("ipwarmup/Randomized-v1", num_envs=4, vectorization_mode="vector_entry_point", horizon=3)
     obs, _ = vec.reset(seed=3)
     done_seen = np.zeros(4, bool)
     for _ in range(7):
@@ -124,7 +124,7 @@ def test_same_seed_same_episode_bit_for_bit(env_id: str) -> None:
 
 
 def test_info_contract_keys_and_types() -> None:
-    env = gymnasium.make("ipwarmup/NewIP-v0")
+    env = gymnasium.make("ipwarmup/NewIP-v1")
     _, info = env.reset(seed=0)
     _, _, _, _, info = env.step(np.zeros(len(envs.PROVIDERS), np.float32))
     for key in ("sent", "delivered", "inbox", "junk", "deferred", "bounced", "blocked", "complaints", "opens",
@@ -158,12 +158,13 @@ def _expected_observation(info: dict[str, Any], share: np.ndarray, next_availabl
         ],
         axis=-1,
     )
+    band, colour = info["postmaster_band"], info["snds_colour"]
     glob = [info["day"], np.log10(1.0 + info["demand"]), info["ses_bounce_rate"], info["ses_complaint_rate"],
-            *info["audience"]]
+            max(band, 0) / 3, float(band >= 0), max(colour, 0) / 2, float(colour >= 0), *info["audience"]]
     return np.concatenate([per.reshape(-1), glob]).astype(np.float32)
 
 
-@pytest.mark.parametrize("env_id", ["ipwarmup/NewIP-v0", "ipwarmup/Rewarm-v0", "ipwarmup/Randomized-v0"])
+@pytest.mark.parametrize("env_id", ["ipwarmup/NewIP-v1", "ipwarmup/Rewarm-v1", "ipwarmup/Randomized-v1"])
 def test_observation_is_built_only_from_observable_counts(env_id: str) -> None:
     """Every feature is a function of the day's observable counts, so hidden reputation cannot leak in."""
     env = gymnasium.make(env_id)
@@ -177,20 +178,20 @@ def test_observation_is_built_only_from_observable_counts(env_id: str) -> None:
         np.testing.assert_allclose(obs, expected, rtol=1e-6, atol=1e-7)
         if terminated:
             break
-    assert OBS_SIZE == 63 and not any("reputation" in n or "reputation" in n for n in LAYOUT.names)
+    assert OBS_SIZE == 67 and not any("reputation" in n for n in LAYOUT.names)
 
 
 def test_hidden_initial_reputation_does_not_change_the_first_observation() -> None:
     """Rewarm's remaining reputation is hidden: two different hidden starts look the same at reset."""
-    low, _ = gymnasium.make("ipwarmup/Rewarm-v0", initial_reputation=(0.4, 0.4)).reset(seed=0)
-    high, info = gymnasium.make("ipwarmup/Rewarm-v0", initial_reputation=(0.6, 0.6)).reset(seed=0)
+    low, _ = gymnasium.make("ipwarmup/Rewarm-v1", initial_reputation=(0.4, 0.4)).reset(seed=0)
+    high, info = gymnasium.make("ipwarmup/Rewarm-v1", initial_reputation=(0.6, 0.6)).reset(seed=0)
     assert np.allclose(info["reputation"], 0.6)
     assert np.array_equal(low, high)
 
 
 def test_icloud_complaints_are_invisible() -> None:
     """Apple has no feedback loop: even with many true complaints its complaint_rate feature stays 0."""
-    env = gymnasium.make("ipwarmup/NewIP-v0", tier_complaint_rate=(0.01,) * 4, enforcement="none")
+    env = gymnasium.make("ipwarmup/NewIP-v1", tier_complaint_rate=(0.01,) * 4, enforcement="none")
     obs, _ = env.reset(seed=0)
     j = LAYOUT.index("apple", "complaint_rate")
     true_apple, seen_other = 0, 0.0
@@ -206,7 +207,7 @@ def test_icloud_complaints_are_invisible() -> None:
 
 @pytest.mark.parametrize("profile", sorted(envs.HELDOUT_PROFILES))
 def test_heldout_profiles_through_make(profile: str) -> None:
-    env = gymnasium.make("ipwarmup/Randomized-v0", profile=profile)
+    env = gymnasium.make("ipwarmup/Randomized-v1", profile=profile)
     obs, info = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     spec = envs.HELDOUT_PROFILES[profile]
@@ -224,7 +225,7 @@ def test_heldout_profiles_through_make(profile: str) -> None:
 def test_training_sampler_never_produces_heldout_profiles() -> None:
     """1,000 training draws stay inside the training support that every held-out profile leaves."""
     n = 1_000
-    scenario = envs.get_scenario("Randomized-v0")
+    scenario = envs.get_scenario("Randomized-v1")
     params = EpisodeParams.empty(n)
     draw_episode_params(scenario, np.random.default_rng(0), params, np.ones(n, bool))
     demand = params.demand.sum(-1)

@@ -19,7 +19,7 @@ from evaluation.kpis import KPI_NAMES
 from evaluation.specs import EvaluationError, parse_env_spec, parse_policy_specs
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY_ENVS = ["ipwarmup/NewIP-v0:horizon=8", "ipwarmup/SelfHosted-v0:horizon=8"]
+TINY_ENVS = ["ipwarmup/NewIP-v1:horizon=8", "ipwarmup/SelfHosted-v1:horizon=8"]
 
 
 def _evaluate(*args: str, out: Path) -> subprocess.CompletedProcess[str]:
@@ -30,20 +30,20 @@ def _evaluate(*args: str, out: Path) -> subprocess.CompletedProcess[str]:
 # ---- specs -------------------------------------------------------------------------------------------------------
 
 def test_env_spec_parses_overrides_lists_and_profiles() -> None:
-    spec = parse_env_spec("SelfHosted-v0:warmup_days=[14,21,28,40,21],horizon=10")
-    assert spec.env_id == "ipwarmup/SelfHosted-v0"
+    spec = parse_env_spec("SelfHosted-v1:warmup_days=[14,21,28,40,21],horizon=10")
+    assert spec.env_id == "ipwarmup/SelfHosted-v1"
     assert spec.kwargs == {"warmup_days": [14, 21, 28, 40, 21], "horizon": 10}
-    assert spec.label == "ipwarmup/SelfHosted-v0:horizon=10,warmup_days=[14,21,28,40,21]"
+    assert spec.label == "ipwarmup/SelfHosted-v1:horizon=10,warmup_days=[14,21,28,40,21]"
     assert spec.make().unwrapped.scenario.horizon == 10
-    held_out = parse_env_spec("ipwarmup/Randomized-v0:profile=poor-list")
+    held_out = parse_env_spec("ipwarmup/Randomized-v1:profile=poor-list")
     assert held_out.kwargs == {"profile": "poor-list"} and "/" not in held_out.slug
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("ipwarmup/NewIPP-v0", "did you mean 'ipwarmup/NewIP-v0'"),
-    ("ipwarmup/NewIP-v0:horizn=5", "did you mean 'horizon'"),
-    ("ipwarmup/NewIP-v0:horizon", "expected key=value"),
-    ("ipwarmup/Randomized-v0:profile=nope", "unknown profile"),
+    ("ipwarmup/NewIPP-v1", "did you mean 'ipwarmup/NewIP-v1'"),
+    ("ipwarmup/NewIP-v1:horizn=5", "did you mean 'horizon'"),
+    ("ipwarmup/NewIP-v1:horizon", "expected key=value"),
+    ("ipwarmup/Randomized-v1:profile=nope", "unknown profile"),
 ])
 def test_bad_env_specs_name_the_problem(text: str, message: str) -> None:
     with pytest.raises(EvaluationError, match=message):
@@ -65,7 +65,7 @@ def test_standard_suite_covers_scenarios_heldout_profiles_all_baselines_and_unse
 
     s = suite.get_suite("standard")
     assert set(envs.ENV_IDS) <= set(s.envs)
-    assert {f"ipwarmup/Randomized-v0:profile={p}" for p in envs.HELDOUT_PROFILES} <= set(s.envs)
+    assert {f"ipwarmup/Randomized-v1:profile={p}" for p in envs.HELDOUT_PROFILES} <= set(s.envs)
     assert set(agents.BASELINES) <= set(s.policies) and "oracle" in s.policies
     assert s.seed >= TRAINING_SEED_LIMIT
     for env in s.envs:
@@ -154,7 +154,7 @@ def noisy_loader(spec: str, env: Any) -> NoisyConstant:
 
 
 def test_policies_differing_only_by_noise_get_poi_near_half(tmp_path: Path) -> None:
-    args = cli.build_parser().parse_args(["--policy", "noisy-a", "noisy-b", "--env", "ipwarmup/NewIP-v0:horizon=12",
+    args = cli.build_parser().parse_args(["--policy", "noisy-a", "noisy-b", "--env", "ipwarmup/NewIP-v1:horizon=12",
                                           "--episodes", "40", "--reference", "noisy-a", "--reps", "200",
                                           "--out", str(tmp_path / "o")])
     cli.execute(cli.resolve(args), tmp_path / "o", plots=False, progress=False, loader=noisy_loader)
@@ -168,14 +168,14 @@ def test_policies_differing_only_by_noise_get_poi_near_half(tmp_path: Path) -> N
 def _corrupt_run(folder: Path) -> Path:
     folder.mkdir()
     (folder / "model.zip").write_bytes(b"not a zip file")
-    (folder / "config.yaml").write_text("env_id: ipwarmup/NewIP-v0\n")
+    (folder / "config.yaml").write_text("env_id: ipwarmup/NewIP-v1\n")
     return folder
 
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--policy", "no-such-policy", "--env", TINY_ENVS[0]], "unknown policy"),
     (["--policy", "aimd", "--env", "ipwarmup/NoSuch-v0"], "unknown scenario"),
-    (["--policy", "aimd", "--env", "ipwarmup/NewIP-v0:horizon=-1"], "horizon"),
+    (["--policy", "aimd", "--env", "ipwarmup/NewIP-v1:horizon=-1"], "horizon"),
     (["--policy", "runs/does-not-exist/", "--env", TINY_ENVS[0]], "no such run folder"),
     (["--policy", "CORRUPT", "--env", TINY_ENVS[0]], "cannot load policy"),
     (["--policy", "aimd", "--env", TINY_ENVS[0], "--episodes", "0"], "at least 1"),

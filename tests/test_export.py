@@ -34,7 +34,7 @@ def sample_histories(run: Path, n: int, seed: int = 0) -> tuple[np.ndarray, np.n
     """
     policy = load_run_policy(run)
     k = policy.artifacts.frame_stack
-    envs_ = SimulatorVecEnv("ipwarmup/NewIP-v0", 16, seed=seed)
+    envs_ = SimulatorVecEnv("ipwarmup/NewIP-v1", 16, seed=seed)
     rng = np.random.default_rng(seed)
     obs = envs_.reset()
     history = np.full((16, k, obs.shape[1]), np.nan, np.float32)
@@ -72,7 +72,7 @@ def test_export_writes_graph_card_and_schedule() -> None:
     np.testing.assert_allclose([f["mean"] for f in features], norm.mean)
     np.testing.assert_allclose([f["var"] for f in features], norm.var)
     assert card["normalization"]["clip"] == norm.clip
-    assert card["training"]["env_id"] == "ipwarmup/Randomized-v0"
+    assert card["training"]["env_id"] == "ipwarmup/Randomized-v1"
     assert len(card["training"]["config_hash"]) == 64
     assert card["kpis"]["schedule_rollout"]["length"] == 12
     assert "10 ** (-4 * ((1 - action) / 2) ** 2)" in card["action"]["decoding"]
@@ -110,7 +110,7 @@ def test_exported_policy_acts_like_the_run_over_whole_episodes() -> None:
     """RuntimePolicy (what agents.load_policy returns for a card) against RunPolicy, step by step."""
     run, folder = exported()
     reference, exported_policy = load_run_policy(run), rt.load_card_policy(folder)
-    envs_ = SimulatorVecEnv("ipwarmup/NewIP-v0", 4, seed=7, horizon=15)
+    envs_ = SimulatorVecEnv("ipwarmup/NewIP-v1", 4, seed=7, horizon=15)
     obs = envs_.reset()
     start = np.ones(4, bool)
     episodes = 0
@@ -169,17 +169,17 @@ def test_export_is_reproducible_and_leaves_no_temporary_files(tmp_path: Path) ->
 def test_export_cli_with_scenario_and_days(tmp_path: Path) -> None:
     run, _ = exported()
     result = subprocess.run([sys.executable, "-m", "ipwarmup_cli", "export", str(run), "--out", str(tmp_path / "o"),
-                             "--scenario", "ipwarmup/SelfHosted-v0", "--days", "5"],
+                             "--scenario", "ipwarmup/SelfHosted-v1", "--days", "5"],
                             cwd=REPO, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     schedule = json.loads((tmp_path / "o" / "schedule.json").read_text())
-    assert schedule["scenario"] == "ipwarmup/SelfHosted-v0" and len(schedule["days"]) == 5
-    assert rt.load(tmp_path / "o").card["schedule"]["scenario"] == "ipwarmup/SelfHosted-v0"
+    assert schedule["scenario"] == "ipwarmup/SelfHosted-v1" and len(schedule["days"]) == 5
+    assert rt.load(tmp_path / "o").card["schedule"]["scenario"] == "ipwarmup/SelfHosted-v1"
 
 
 @pytest.mark.parametrize(("args", "message"), [
     (["{tmp}/missing-run"], "does not exist"),
-    (["{run}", "--scenario", "ipwarmup/NewIp-v0"], "did you mean"),
+    (["{run}", "--scenario", "ipwarmup/NewIp-v1"], "did you mean"),
 ])
 def test_export_cli_errors_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
     run, _ = exported()

@@ -13,7 +13,8 @@ from envs.warmup_env import WarmupEnv, WarmupVectorEnv
 
 P = len(envs.PROVIDERS)
 COUNTS = ("sent", "delivered", "inbox", "junk", "deferred", "bounced", "blocked", "complaints", "opens", "expired",
-          "overflow", "queued", "first_attempts", "backlog")
+          "overflow", "overflow_delivered", "overflow_inbox", "overflow_bounced", "overflow_complaints", "trap_hits",
+          "queued", "first_attempts", "backlog")
 
 scenario_ids = st.sampled_from([name.removeprefix("ipwarmup/") for name in envs.ENV_IDS])
 overrides = st.fixed_dictionaries(
@@ -28,6 +29,11 @@ overrides = st.fixed_dictionaries(
         "capacity_noise": st.floats(0.0, 0.5),
         "tier_complaint_rate": st.tuples(*[st.floats(0.0, 0.05)] * 4),
         "tier_unknown_user_rate": st.tuples(*[st.floats(0.0, 0.3)] * 4),
+        "tier_trap_rate": st.tuples(*[st.floats(0.0, 0.01)] * 4),
+        "cold_capacity_spread": st.floats(0.0, 2.0),
+        "pool_headroom": st.floats(0.0, 3.0),
+        "engagement_noise": st.floats(0.0, 1.0),
+        "inbox_noise": st.floats(0.0, 0.5),
     },
 )
 # Actions include the edges, values outside [-1, 1] (clipped) and long runs of one value.
@@ -57,6 +63,11 @@ def _check_step(env: WarmupEnv, obs: np.ndarray, reward: float, info: dict[str, 
     assert np.array_equal(info["delivered"], info["inbox"] + info["junk"])
     assert (info["complaints"] <= info["inbox"]).all() and (info["opens"] <= info["inbox"]).all()
     assert (info["first_attempts"] <= info["sent"]).all() and (info["backlog"] <= info["queued"]).all()
+    assert (info["trap_hits"] <= info["first_attempts"]).all()
+    assert np.array_equal(info["overflow"], info["overflow_delivered"] + info["overflow_bounced"])
+    assert (info["overflow_inbox"] <= info["overflow_delivered"]).all()
+    assert (info["overflow_complaints"] <= info["overflow_inbox"]).all()
+    assert -1 <= info["postmaster_band"] <= 3 and -1 <= info["snds_colour"] <= 2
     assert ((info["reputation"] >= 0) & (info["reputation"] <= 1)).all()
     assert obs.dtype == np.float32 and np.isfinite(obs).all() and env.observation_space.contains(obs)
     assert np.isfinite(reward)
@@ -74,11 +85,10 @@ def test_counts_add_up_and_observations_valid(
     for a in acts:
         obs, reward, terminated, truncated, info = env.step(np.asarray(a, np.float32))
         _check_step(env, obs, reward, info)
-        if routed:  # fresh mail goes to the new IP or the overflow route, never both, never lost
-            assert (info["overflow"] <= info["demand_by_provider"]).all()
-            if info["day"] == 1:
-                assert np.array_equal(info["sent"] + info["overflow"], info["demand_by_provider"])
-        else:
+        if info["day"] == 1:  # day 1's mail goes to the new IP, the overflow route or the backlog, never lost
+            assert np.array_equal(info["first_attempts"] + info["overflow"] + info["backlog"],
+                                  info["demand_by_provider"])
+        if not routed:
             assert info["overflow"].sum() == 0
         assert not (terminated and truncated)
         if terminated or truncated:
@@ -100,7 +110,7 @@ def test_same_seed_same_episode(scenario: str, extra: dict[str, Any], seed: int,
 @given(extra=overrides, seed=st.integers(0, 2**32 - 1), n=st.integers(1, 6), days=st.integers(1, 20))
 def test_vector_env_counts_add_up(extra: dict[str, Any], seed: int, n: int, days: int) -> None:
     """The batched env keeps the same accounting in every row, across autoresets."""
-    vec = WarmupVectorEnv(n, "NewIP-v0", horizon=5, **extra)
+    vec = WarmupVectorEnv(n, "NewIP-v1", horizon=5, **extra)
     vec.reset(seed=seed)
     rng = np.random.default_rng(seed)
     for _ in range(days):

@@ -21,6 +21,8 @@ def day_info(demand: int = 1_000, sent: int = 1_000, delivered: int = 1_000, inb
             "inbox": np.rint(per * inbox).astype(int), "deferred": np.rint(per * (sent - delivered)).astype(int),
             "bounced": np.array([bounced, 0, 0, 0, 0]), "blocked": np.zeros(5, int),
             "complaints": np.array(complaints), "overflow": np.rint(per * overflow).astype(int),
+            "overflow_delivered": np.rint(per * overflow).astype(int), "overflow_inbox": np.zeros(5, int),
+            "overflow_bounced": np.zeros(5, int), "overflow_complaints": np.zeros(5, int),
             "demand": demand, "fbl": FBL, "paused": paused, "reputation": np.full(5, 0.5),
             "providers": ("gmail", "microsoft", "yahoo", "apple", "other")}
 
@@ -63,10 +65,26 @@ def test_paused_is_reported() -> None:
 
 
 def test_run_episodes_repeats_exactly_and_each_episode_depends_on_its_seed_alone() -> None:
-    a = run_episodes("aimd", "ipwarmup/NewIP-v0", [3, 4, 5], env_kwargs={"horizon": 8})
-    b = run_episodes("aimd", "ipwarmup/NewIP-v0", [3, 4, 5], env_kwargs={"horizon": 8})
-    alone = run_episodes("aimd", "ipwarmup/NewIP-v0", [4], env_kwargs={"horizon": 8})
+    a = run_episodes("aimd", "ipwarmup/NewIP-v1", [3, 4, 5], env_kwargs={"horizon": 8})
+    b = run_episodes("aimd", "ipwarmup/NewIP-v1", [3, 4, 5], env_kwargs={"horizon": 8})
+    alone = run_episodes("aimd", "ipwarmup/NewIP-v1", [4], env_kwargs={"horizon": 8})
     assert a == b
     assert alone[0] == a[1]
     assert a[0] != a[1]
     assert all(k["length"] == 8 for k in a)
+
+
+def test_all_routes_inboxed_share_and_account_wide_rates_count_the_overflow_route() -> None:
+    """SES computes bounce and complaint rates per account, whatever IP sent the mail (9.7)."""
+    info = day_info(demand=2_000, sent=1_000, delivered=1_000, inbox=800, overflow=1_000, bounced=10,
+                    complaints=(1, 0, 0, 0, 0))
+    info["overflow_delivered"] = info["overflow"] - np.array([30, 0, 0, 0, 0])
+    info["overflow_bounced"] = np.array([30, 0, 0, 0, 0])
+    info["overflow_inbox"] = np.rint(info["overflow_delivered"] * 0.7).astype(int)
+    info["overflow_complaints"] = np.array([4, 0, 0, 0, 0])
+    kpis = episode_kpis([info], [0.0])
+    assert kpis["inboxed_share"] == pytest.approx(info["inbox"].sum() / 2_000)
+    assert kpis["inboxed_share_all"] == pytest.approx((info["inbox"].sum() + info["overflow_inbox"].sum()) / 2_000)
+    assert kpis["bounce_rate"] == pytest.approx(40 / (info["first_attempts"].sum() + info["overflow"].sum()))
+    fbl_delivered = (info["delivered"] * FBL).sum() + (info["overflow_delivered"] * FBL).sum()
+    assert kpis["complaint_rate"] == pytest.approx(5 / fbl_delivered)

@@ -27,7 +27,7 @@ def test_every_agent_runs_through_evaluate_policy(name: str, env_id: str) -> Non
 
 @pytest.mark.parametrize("name", ["ses-standard", "aimd", "braze-automated", "random"])
 def test_predict_shapes(name: str) -> None:
-    env = envs.WarmupVectorEnv(3, "NewIP-v0")
+    env = envs.WarmupVectorEnv(3, "NewIP-v1")
     obs, _ = env.reset(seed=0)
     policy = load_policy(name, env)
     batch, state = policy.predict(obs, episode_start=np.ones(3, bool))

@@ -47,13 +47,13 @@ def test_runtime_and_recommend_through_the_package_import_neither_torch_nor_sb3_
 
 
 @pytest.mark.parametrize(("scenario", "columns"), [
-    ("ipwarmup/NewIP-v0", ALL_COLUMNS),
+    ("ipwarmup/NewIP-v1", ALL_COLUMNS),
     # queued and first attempts derived, backlog defaulted: exact when mail overflows to other IPs.
-    ("ipwarmup/NewIP-v0", ("sent", "delivered", "deferred", "bounced", "blocked", "complaints", "opens", "expired",
+    ("ipwarmup/NewIP-v1", ("sent", "delivered", "deferred", "bounced", "blocked", "complaints", "opens", "expired",
                            "demand", "warmup_percentage")),
-    ("ipwarmup/AddIP-v0", ALL_COLUMNS),
-    ("ipwarmup/Randomized-v0", ALL_COLUMNS),
-    ("ipwarmup/SelfHosted-v0", ALL_COLUMNS),  # no overflow: a backlog builds up and expires
+    ("ipwarmup/AddIP-v1", ALL_COLUMNS),
+    ("ipwarmup/Randomized-v1", ALL_COLUMNS),
+    ("ipwarmup/SelfHosted-v1", ALL_COLUMNS),  # no overflow: a backlog builds up and expires
 ])
 def test_features_from_statistics_equal_the_simulator_observation(scenario: str, columns: tuple[str, ...]) -> None:
     """Recomputing the observation from a sender's statistics gives build_observation's numbers, every day."""
@@ -243,7 +243,7 @@ def test_a_fixed_list_policy_ignores_the_audience_and_says_so(tmp_path: Path) ->
     from deploy.export import export_run
     from training.run import train
 
-    run = train("ipwarmup/NewIP-v0", 0, tmp_path / "run", n_timesteps=256, tensorboard=False,
+    run = train("ipwarmup/NewIP-v1", 0, tmp_path / "run", n_timesteps=256, tensorboard=False,
                 overrides={"n_envs": 4, "n_steps": 64, "batch_size": 64, "n_epochs": 1, "eval_freq": 0, "save_freq": 0})
     runtime = rt.load(export_run(run, tmp_path / "export", days=3).out)
     assert not runtime.learned_audience and rt.load(exported()[1]).learned_audience

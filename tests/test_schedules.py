@@ -110,7 +110,7 @@ def test_beyond_table_and_zero_demand_never_nan(name: str, day: int) -> None:
 
 @pytest.mark.parametrize("name", ["braze-aggressive", "sparkpost", "oracle-responsys"])
 def test_policy_puts_the_schedule_volume_on_the_new_ip(name: str) -> None:
-    env = gymnasium.make("ipwarmup/NewIP-v0", demand=100_000)  # day-1 volumes above the 0.01% action floor
+    env = gymnasium.make("ipwarmup/NewIP-v1", demand=100_000)  # day-1 volumes above the 0.01% action floor
     obs, _ = env.reset(seed=0)
     action, _ = SchedulePolicy(get_schedule(name)).predict(obs)
     demand = env.unwrapped.sim.params.demand[0]

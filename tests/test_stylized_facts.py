@@ -1,7 +1,7 @@
 """The eight stylized facts of DESIGN.md, each driven by a fixed action sequence with its numbers asserted.
 
 The reference "standard gradual schedule" is the SES standard reconstruction: the new IP carries
-``min(1, day / 45)`` of each provider's mail (a linear 45-day warm-up percentage; NewIP-v0's demand
+``min(1, day / 45)`` of each provider's mail (a linear 45-day warm-up percentage; NewIP-v1's demand
 keeps the IP at or below 50,000/day). Experiments that need exact volumes, idle days (share 0) or a
 change of audience mid-episode drive :mod:`envs.dynamics` directly, as the oracle does.
 """
@@ -32,7 +32,7 @@ def ses_standard_share(day: int) -> float:
 class Batch:
     """A batch of episodes of one scenario stepped through :func:`simulate_day` with chosen volumes."""
 
-    def __init__(self, n: int = 16, seed: int = 0, scenario: str = "NewIP-v0", **overrides: Any) -> None:
+    def __init__(self, n: int = 16, seed: int = 0, scenario: str = "NewIP-v1", **overrides: Any) -> None:
         self.scenario: Scenario = envs.get_scenario(scenario, **overrides)
         self.n = n
         self.rng = np.random.default_rng(seed)
@@ -64,7 +64,7 @@ def _share(o: DayOutcome, part: str, whole: str, axis: int | None = 0) -> np.nda
     return getattr(o, part).sum(axis) / np.maximum(getattr(o, whole).sum(axis), 1)
 
 
-WARM_TARGET = 1e5 * np.asarray(envs.get_scenario("NewIP-v0").provider_share)
+WARM_TARGET = 1e5 * np.asarray(envs.get_scenario("NewIP-v1").provider_share)
 """100,000/day split by the default mix: every provider's volume is at least twice its cold capacity."""
 
 
@@ -77,7 +77,7 @@ def _warm_batch(seed: int, n: int = 16, **overrides: Any) -> Batch:
 # 1. Warm-up time differs by provider: ~2 weeks for the fastest, up to 6 weeks for the slowest.
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_fact1_warmup_time_differs_by_provider(seed: int) -> None:
-    env = gymnasium.make("ipwarmup/NewIP-v0")
+    env = gymnasium.make("ipwarmup/NewIP-v1")
     env.reset(seed=seed)
     high = env.unwrapped.scenario.high_reputation
     first_high = np.full(P, -1)
@@ -101,7 +101,7 @@ def test_fact2_cold_capacity_is_thousands_per_provider() -> None:
 
 
 def test_fact2_full_target_on_day_one_mostly_deferred_blocked_or_junked() -> None:
-    env = gymnasium.make("ipwarmup/NewIP-v0")
+    env = gymnasium.make("ipwarmup/NewIP-v1")
     env.reset(seed=0)
     _, _, _, _, full = env.step(np.ones(P, np.float32))
     bad = (full["deferred"] + full["blocked"] + full["junk"]).sum() / full["sent"].sum()
@@ -233,7 +233,7 @@ def test_fact6_deferred_mail_retried_for_the_window_then_expires(hours: float, r
 
 def test_fact6_selfhosted_backlog_expires_after_the_window() -> None:
     """With no overflow route, mail not put on the IP waits in the queue and expires after the window."""
-    env = gymnasium.make("ipwarmup/SelfHosted-v0")
+    env = gymnasium.make("ipwarmup/SelfHosted-v1")
     env.reset(seed=0)
     retry_days = env.unwrapped.scenario.retry_days
     expired = []
@@ -283,7 +283,7 @@ def test_fact7_a_sharp_drop_lowers_the_spike_reference() -> None:
 
 # 8. SES enforcement: bounce rate >= 10% or complaint rate >= 0.5% ends the episode.
 def _run_until_done(**overrides: Any) -> tuple[int, bool, bool, float, dict[str, Any]]:
-    env = gymnasium.make("ipwarmup/NewIP-v0", **overrides)
+    env = gymnasium.make("ipwarmup/NewIP-v1", **overrides)
     env.reset(seed=0)
     for day in range(1, 61):
         _, reward, terminated, truncated, info = env.step(np.full(P, share_to_action(ses_standard_share(day))))
@@ -303,7 +303,7 @@ def test_fact8_ses_thresholds_end_the_episode(overrides: dict[str, Any], rate_ke
     day, terminated, truncated, reward, info = _run_until_done(**overrides)
     assert terminated and not truncated and day < 60
     assert info["paused"] and info[rate_key] >= threshold
-    assert reward < -envs.get_scenario("NewIP-v0").reward_pause_penalty + 1.0
+    assert reward < -envs.get_scenario("NewIP-v1").reward_pause_penalty + 1.0
     # Without SES enforcement (self-hosted), the same sending runs to the horizon.
     day, terminated, truncated, _, info = _run_until_done(enforcement="none", **overrides)
     assert day == 60 and truncated and not terminated and not info["paused"]

@@ -25,7 +25,7 @@ TINY = {"n_envs": 4, "n_steps": 16, "batch_size": 32, "n_epochs": 1, "eval_freq"
 
 
 def _tiny_train(out: Path, steps: int = 128, seed: int = 0, **extra: object) -> Path:
-    return train("ipwarmup/NewIP-v0", seed, out, steps, overrides={**TINY, **extra}, tensorboard=False)
+    return train("ipwarmup/NewIP-v1", seed, out, steps, overrides={**TINY, **extra}, tensorboard=False)
 
 
 def _run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -113,7 +113,7 @@ def test_malformed_config_file_is_named(tmp_path: Path) -> None:
     conf = tmp_path / "bad.yml"
     conf.write_text("default: [unclosed\n")
     with pytest.raises(ConfigError, match="bad.yml is not valid YAML"):
-        resolve_config("ipwarmup/NewIP-v0", conf)
+        resolve_config("ipwarmup/NewIP-v1", conf)
 
 
 def test_unreadable_model_file_is_named(tmp_path: Path) -> None:
@@ -143,7 +143,7 @@ def test_tensorboard_logs_and_final_report(tmp_path: Path) -> None:
 
     from training.report import compare_with_baseline
 
-    run = train("ipwarmup/NewIP-v0", 0, tmp_path / "run", 128, overrides=TINY, tensorboard=True)
+    run = train("ipwarmup/NewIP-v1", 0, tmp_path / "run", 128, overrides=TINY, tensorboard=True)
     assert list((run / "tb").rglob("events.out.tfevents.*"))
     table = compare_with_baseline(run, n_episodes=3)
     report = json.loads((run / "report.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
@@ -170,7 +170,7 @@ def test_exponent_floats_read_as_numbers(tmp_path: Path) -> None:
         "learning_rate": 0.001, "clip_range": 0.2, "n_envs": 8}
     conf = tmp_path / "ppo.yml"
     conf.write_text("default:\n  learning_rate: 5e-4\n  n_envs: 4\n")
-    config = resolve_config("ipwarmup/NewIP-v0", conf, {})
+    config = resolve_config("ipwarmup/NewIP-v1", conf, {})
     assert config["learning_rate"] == 5e-4 and config["n_envs"] == 4
 
 

@@ -1,14 +1,25 @@
 """Train (or resume) a PPO run on the batched simulator: run folders, checkpoints, periodic evaluation.
 
-The configuration keys are documented in :mod:`training.config`.
+The configuration keys are documented in :mod:`training.config`; the run folder and the checkpoint format
+in :mod:`agents.ppo`. Saves are durable and consistent: a checkpoint (weights, optimizer, normalization
+statistics, step count) is one file written under a unique temporary name, fsynced and renamed; ``metrics.csv``
+is rewritten the same way. Ctrl-C (SIGINT) and ``kill`` (SIGTERM) save a checkpoint before the process
+ends; after SIGKILL or a power cut, ``--resume`` loses at most the steps since the last ``save_freq``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
+import os
+import pickle
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,23 +28,69 @@ import yaml
 
 from agents.ppo import (
     BEST_MODEL_FILE,
-    BEST_VECNORM_FILE,
+    CHECKPOINT_DIR,
     CONFIG_FILE,
+    LEGACY_BEST_VECNORM_FILE,
+    LEGACY_VECNORM_FILE,
+    METRICS_FILE,
     MODEL_FILE,
-    VECNORM_FILE,
+    Checkpoint,
     ObsNormalization,
     RunArtifacts,
     RunError,
     RunPolicy,
+    check_checkpoint_shape,
     check_observation_shape,
+    checkpoint_bytes,
+    is_legacy_model,
+    read_checkpoint,
     read_config,
+    read_metrics,
+    restore_model,
+    restore_normalization,
+    write_checkpoint,
 )
-from core.util import EVAL_SEED_BASE, TRAINING_SEED_LIMIT, atomic_save, atomic_write_text, did_you_mean, seed_range
+from core.util import (
+    EVAL_SEED_BASE,
+    TRAINING_SEED_LIMIT,
+    atomic_write_bytes,
+    atomic_write_text,
+    did_you_mean,
+    seed_range,
+)
 from evaluation.episodes import run_episodes
 from training.config import ConfigError, build_model, resolve_config
 
-CHECKPOINT_DIR = "checkpoints"
-METRICS_FILE = "metrics.csv"
+LEGACY_DIR = "legacy-sb3"
+"""Where ``--convert-run`` keeps an old run folder's original pickled files."""
+METRICS_COLUMNS = ("timesteps", "time", "return", "inboxed_share", "complaint_rate", "bounce_rate", "paused")
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training was stopped by a signal (SIGINT from Ctrl-C, or SIGTERM from ``kill`` or a job scheduler)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM raise :class:`Interrupted` in the main thread, so either one saves a checkpoint."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
 
 def make_training_env(config: dict[str, Any], seed: int) -> Any:
     """SimulatorVecEnv -> VecNormalize -> VecFrameStack, as RL Zoo stacks them."""
@@ -63,12 +120,10 @@ def _vecnormalize(venv: Any) -> Any:
     return None
 
 
-def save_artifacts(model: Any, venv: Any, folder: Path, model_file: str, vecnorm_file: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_save(folder / model_file, lambda tmp: model.save(tmp))
-    vecnorm = _vecnormalize(venv)
-    if vecnorm is not None:
-        atomic_save(folder / vecnorm_file, lambda tmp: vecnorm.save(tmp))
+def save_checkpoint(model: Any, venv: Any, path: Path, config: dict[str, Any],
+                    metadata: dict[str, Any] | None = None) -> None:
+    """Model, optimizer and normalization statistics as one durable file (:func:`agents.ppo.write_checkpoint`)."""
+    write_checkpoint(path, model, _vecnormalize(venv), config, metadata)
 
 
 def live_policy(model: Any, venv: Any, config: dict[str, Any], run_dir: Path) -> RunPolicy:
@@ -86,6 +141,47 @@ def evaluate_episodes(policy: Any, config: dict[str, Any], n_episodes: int) -> l
     """KPIs of ``policy`` over the fixed evaluation seeds (disjoint from training seeds)."""
     seeds = seed_range(EVAL_SEED_BASE, n_episodes)
     return run_episodes(policy, config["env_id"], seeds, env_kwargs=config.get("env_kwargs") or None)
+
+
+# --------------------------------------------------------------------------------------------- metrics.csv
+
+
+def write_metrics(path: Path, rows: list[dict[str, float]]) -> None:
+    """Rewrite ``metrics.csv`` atomically (never appended in place, so never torn)."""
+    columns = list(METRICS_COLUMNS) + sorted({k for r in rows for k in r} - set(METRICS_COLUMNS))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([(int(row[c]) if c == "timesteps" else repr(float(row[c]))) if c in row else ""
+                         for c in columns])
+    atomic_write_text(path, buffer.getvalue())
+
+
+def add_metrics_row(path: Path, row: dict[str, float]) -> None:
+    """Append one evaluation; rows at or after its step count (from a run segment a kill lost) are dropped."""
+    rows = [r for r in read_metrics(path) if r.get("timesteps", -1) < row["timesteps"]]
+    write_metrics(path, rows + [row])
+
+
+def truncate_metrics(path: Path, timesteps: int) -> None:
+    """On resume: forget evaluations after the checkpoint's step count (they will be made again)."""
+    rows = read_metrics(path)
+    kept = [r for r in rows if r.get("timesteps", -1) <= timesteps]
+    if path.exists() and (len(kept) != len(rows) or not path.read_bytes().endswith(b"\n")):
+        write_metrics(path, kept)
+
+
+# --------------------------------------------------------------------------------------------- callbacks
+
+
+def _best_return(run_dir: Path) -> float:
+    """The evaluation return ``best_model.zip`` was saved for (stored inside it), else -inf."""
+    path = run_dir / BEST_MODEL_FILE
+    if not path.exists():
+        return -np.inf
+    value = read_checkpoint(path).metadata.get("mean_return")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else -np.inf
 
 
 def _callbacks(config: dict[str, Any], run_dir: Path, venv: Any) -> Any:
@@ -106,9 +202,7 @@ def _callbacks(config: dict[str, Any], run_dir: Path, venv: Any) -> Any:
             from tqdm import tqdm
 
             self.last_save = self.last_eval = self.num_timesteps
-            best = run_dir / "best.json"
-            if best.exists():
-                self.best_return = json.loads(best.read_text())["mean_return"]
+            self.best_return = _best_return(run_dir)
             self.bar = tqdm(total=config["n_timesteps"], initial=self.num_timesteps, unit="step",
                             dynamic_ncols=True, disable=None, file=sys.stderr)
 
@@ -131,21 +225,22 @@ def _callbacks(config: dict[str, Any], run_dir: Path, venv: Any) -> Any:
 
         def save_checkpoint(self) -> None:
             self.last_save = self.num_timesteps
-            save_artifacts(self.model, venv, run_dir / CHECKPOINT_DIR, MODEL_FILE, VECNORM_FILE)
+            save_checkpoint(self.model, venv, run_dir / CHECKPOINT_DIR / MODEL_FILE, config)
 
         def evaluate(self) -> None:
             self.last_eval = self.num_timesteps
             episodes = evaluate_episodes(live_policy(self.model, venv, config, run_dir), config,
                                          config["eval_episodes"])
-            row = {"timesteps": self.num_timesteps, "time": round(time.time(), 1)}
+            row: dict[str, float] = {"timesteps": self.num_timesteps, "time": round(time.time(), 1)}
             for key in ("return", "inboxed_share", "complaint_rate", "bounce_rate", "paused"):
                 row[key] = float(np.mean([e[key] for e in episodes]))
-            _append_metrics(run_dir / METRICS_FILE, row)
+            add_metrics_row(run_dir / METRICS_FILE, row)
             if row["return"] > self.best_return:
                 self.best_return = row["return"]
-                save_artifacts(self.model, venv, run_dir, BEST_MODEL_FILE, BEST_VECNORM_FILE)
-                atomic_write_text(run_dir / "best.json", json.dumps({"mean_return": row["return"],
-                                                                     "timesteps": self.num_timesteps}))
+                best = {"mean_return": row["return"], "timesteps": self.num_timesteps}
+                # The return lives inside the checkpoint: best_model.zip and the score it won with are one unit.
+                save_checkpoint(self.model, venv, run_dir / BEST_MODEL_FILE, config, best)
+                atomic_write_text(run_dir / "best.json", json.dumps(best))
 
         def _on_training_end(self) -> None:
             if self.bar is not None:
@@ -154,13 +249,25 @@ def _callbacks(config: dict[str, Any], run_dir: Path, venv: Any) -> Any:
     return RunCallback()
 
 
-def _append_metrics(path: Path, row: dict[str, Any]) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(row))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+# --------------------------------------------------------------------------------------------- train
+
+
+def _check_new_out(out: Path) -> None:
+    """A new run goes into a new or empty folder; an existing run is continued with --resume, never overwritten."""
+    if (out / CONFIG_FILE).exists():
+        raise ConfigError(f"{out} already holds a run; use --resume {out} or another --out")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is a file; name a new folder for the run")
+    if out.is_dir() and any(out.iterdir()):
+        raise ConfigError(f"--out {out} exists and is not empty (and holds no run); name a new folder for the run")
+
+
+def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
+    """What ``--resume`` continues from: the latest periodic/interrupt checkpoint, else the final model."""
+    for path in (run_dir / CHECKPOINT_DIR / MODEL_FILE, run_dir / MODEL_FILE):
+        if path.exists():
+            return read_checkpoint(path)
+    return None
 
 
 def train(
@@ -173,15 +280,19 @@ def train(
     resume: Path | None = None,
     num_threads: int = 1,
     tensorboard: bool = True,
+    callback: Any = None,
 ) -> Path:
-    """Train (or resume) a run; returns its folder. Ctrl-C saves a checkpoint and re-raises."""
+    """Train (or resume) a run; returns its folder.
+
+    Ctrl-C (SIGINT) or SIGTERM saves a checkpoint and raises :class:`Interrupted` (a KeyboardInterrupt).
+    ``callback`` is an extra stable-baselines3 callback (or list of them) run beside the run's own.
+    Resuming a run that was stopped before its first checkpoint starts it again from step 0.
+    """
     import torch
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.vec_env import VecNormalize
 
     torch.set_num_threads(num_threads)
     if resume is not None:
-        run_dir = resume
+        run_dir = Path(resume)
         config = read_config(run_dir)
         if n_timesteps is not None:
             config["n_timesteps"] = n_timesteps
@@ -189,9 +300,8 @@ def train(
     else:
         if env_id is None or out is None:
             raise ConfigError("--env and --out are required unless --resume is given")
-        run_dir = out
-        if (run_dir / CONFIG_FILE).exists():
-            raise ConfigError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+        run_dir = Path(out)
+        _check_new_out(run_dir)
         extra = dict(overrides or {})
         if n_timesteps is not None:
             extra["n_timesteps"] = n_timesteps
@@ -201,40 +311,38 @@ def train(
         raise ConfigError(f"training seed must be in [0, {TRAINING_SEED_LIMIT}) so evaluation seeds stay unseen, "
                           f"got {seed}")
     _check_env_id(config["env_id"])
+    frames = int(config.get("frame_stack", 1))
+    checkpoint = latest_checkpoint(run_dir) if resume is not None else None
+    if checkpoint is not None:
+        check_checkpoint_shape(checkpoint, frames)
 
     venv = make_training_env(config, seed)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = run_dir / CHECKPOINT_DIR
-    if resume is not None:
-        source = checkpoint if (checkpoint / MODEL_FILE).exists() else run_dir
-        if not (source / MODEL_FILE).exists():
-            raise RunError(f"{run_dir} has no checkpoint or model to resume from")
-        try:
-            model = PPO.load(source / MODEL_FILE, device="cpu")
-        except Exception as exc:
-            raise RunError(f"{source / MODEL_FILE} is not a readable SB3 model ({type(exc).__name__})") from None
-        check_observation_shape(model, source / MODEL_FILE, int(config.get("frame_stack", 1)))
-        vecnorm_path = source / VECNORM_FILE
-        if _vecnormalize(venv) is not None and vecnorm_path.exists():
-            base = _vecnormalize(venv).venv
-            loaded = VecNormalize.load(str(vecnorm_path), base)
-            venv = loaded if config.get("frame_stack", 1) == 1 else type(venv)(loaded, n_stack=config["frame_stack"])
-        model.set_env(venv)  # same spaces (checked above) and the config's n_envs
-    else:
+    if resume is None:
+        run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
         atomic_write_text(run_dir / "command.txt", " ".join(sys.argv) + "\n")
-        model = build_model(config, venv, seed, tensorboard_log=str(run_dir / "tb") if tensorboard else None)
+    model = build_model(config, venv, seed, tensorboard_log=str(run_dir / "tb") if tensorboard else None)
+    if checkpoint is not None:
+        restore_model(model, checkpoint, config)
+        vecnorm = _vecnormalize(venv)
+        if vecnorm is not None:
+            restore_normalization(vecnorm, checkpoint)
+    if resume is not None:
+        truncate_metrics(run_dir / METRICS_FILE, model.num_timesteps)
 
     remaining = config["n_timesteps"] - model.num_timesteps
-    callback = _callbacks(config, run_dir, venv)
-    try:
-        if remaining > 0:
-            model.learn(remaining, callback=callback, reset_num_timesteps=resume is None, tb_log_name="ppo")
-    except KeyboardInterrupt:
-        save_artifacts(model, venv, checkpoint, MODEL_FILE, VECNORM_FILE)
-        raise
-    save_artifacts(model, venv, run_dir, MODEL_FILE, VECNORM_FILE)
-    save_artifacts(model, venv, checkpoint, MODEL_FILE, VECNORM_FILE)
+    callbacks = [_callbacks(config, run_dir, venv)] + (list(callback) if isinstance(callback, list) else
+                                                        [callback] if callback is not None else [])
+    with stop_signals():
+        try:
+            if remaining > 0:
+                model.learn(remaining, callback=callbacks, reset_num_timesteps=model.num_timesteps == 0,
+                            tb_log_name="ppo")
+        except KeyboardInterrupt:
+            save_checkpoint(model, venv, run_dir / CHECKPOINT_DIR / MODEL_FILE, config)
+            raise
+        save_checkpoint(model, venv, run_dir / MODEL_FILE, config)
+        save_checkpoint(model, venv, run_dir / CHECKPOINT_DIR / MODEL_FILE, config)
     return run_dir
 
 
@@ -244,3 +352,62 @@ def _check_env_id(env_id: str) -> None:
     if env_id not in envs.ENV_IDS:
         raise ConfigError(f"unknown env id {env_id!r}{did_you_mean(env_id, envs.ENV_IDS)}"
                           f" (known: {', '.join(envs.ENV_IDS)})")
+
+
+# --------------------------------------------------------------------------------------------- old run folders
+
+
+def convert_run(run_dir: Path) -> list[Path]:
+    """Convert a run folder written by an older ipwarmup (stable-baselines3 pickles) to the checkpoint format.
+
+    UNPICKLES the old ``model.zip`` and ``vecnormalize.pkl`` files, which can run any code they contain: call
+    it only on a folder you trust (one you trained yourself). Each converted model is rewritten in place;
+    the original files are kept in ``RUN_DIR/legacy-sb3/``. Returns the converted files (none if already
+    converted).
+    """
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    frames = int(config.get("frame_stack", 1))
+    best_json = run_dir / "best.json"
+    pairs = [(run_dir / MODEL_FILE, run_dir / LEGACY_VECNORM_FILE),
+             (run_dir / BEST_MODEL_FILE, run_dir / LEGACY_BEST_VECNORM_FILE),
+             (run_dir / CHECKPOINT_DIR / MODEL_FILE, run_dir / CHECKPOINT_DIR / LEGACY_VECNORM_FILE)]
+    converted = []
+    for model_path, vec_path in pairs:
+        if not model_path.exists() or not is_legacy_model(model_path):
+            continue
+        try:
+            model = PPO.load(model_path, device="cpu")
+        except Exception as exc:  # noqa: BLE001 - whatever the old file holds, one line
+            raise RunError(f"{model_path} is not a readable stable-baselines3 model ({type(exc).__name__})") from None
+        check_observation_shape(model, model_path, frames)
+        vecnorm = None
+        if config.get("normalize", True):
+            if not vec_path.exists():
+                raise RunError(f"{vec_path} is missing: {model_path} has no normalization statistics to convert")
+            try:
+                with vec_path.open("rb") as handle:
+                    vecnorm = pickle.load(handle)  # noqa: S301 - the user vouched for this folder (--trust)
+            except Exception as exc:  # noqa: BLE001
+                raise RunError(f"{vec_path} is not a readable pickle ({type(exc).__name__})") from None
+            if not isinstance(vecnorm, VecNormalize):
+                raise RunError(f"{vec_path} holds a {type(vecnorm).__name__}, not VecNormalize statistics")
+        metadata: dict[str, Any] = {}
+        if model_path.name == BEST_MODEL_FILE and best_json.exists():
+            with contextlib.suppress(ValueError, OSError):
+                best = json.loads(best_json.read_text())
+                metadata = {k: best[k] for k in ("mean_return", "timesteps") if k in best}
+        data = checkpoint_bytes(model, vecnorm, config, metadata)
+        backup = run_dir / LEGACY_DIR / model_path.relative_to(run_dir)
+        backup.parent.mkdir(parents=True, exist_ok=True)
+        for original in (model_path, vec_path):
+            if original.exists():
+                atomic_write_bytes(backup.parent / original.name, original.read_bytes())
+        atomic_write_bytes(model_path, data)
+        if vec_path.exists():
+            os.unlink(vec_path)
+        converted.append(model_path)
+    return converted
