@@ -65,9 +65,11 @@ class Schedule:
         capped at it; with nothing available the volume is 0 (never NaN).
         """
         avail = np.maximum(np.atleast_2d(np.asarray(avail, np.float64)), 0.0)
-        col = self.value(np.broadcast_to(np.asarray(send_day, np.float64), avail.shape[:1]))
-        if self.kind == "share":
-            col = col * np.minimum(avail.sum(-1, keepdims=True), self.max_daily)
+        days = np.broadcast_to(np.asarray(send_day, np.float64), avail.shape[:1])
+        col = self.value(days)
+        if self.kind == "share":  # the cap holds while the warm-up runs; then the IP carries the whole stream
+            warming = (np.atleast_1d(self.table_day(days)) <= self.days[-1])[:, None]
+            col = col * np.minimum(avail.sum(-1, keepdims=True), np.where(warming, self.max_daily, MAX_VOLUME))
         else:
             col = np.minimum(col, self.max_daily)
         out = np.zeros_like(avail)

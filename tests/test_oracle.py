@@ -53,12 +53,12 @@ def test_expected_draws_are_means() -> None:
 
 @pytest.mark.parametrize("env_id", ["ipwarmup/AddIP-v1", "ipwarmup/Randomized-v1"])
 def test_oracle_beats_the_schedules_where_ramping_matters(env_id: str) -> None:
-    """A short horizon and few seeds: the ceiling still clears the published schedules by a margin."""
+    """A short horizon and few seeds: the ceiling still clears the published schedules' return by a margin."""
     seeds, kwargs = [0, 1, 2], {"horizon": 25}
-    oracle = np.mean([k["inboxed_share"] for k in run_episodes("oracle", env_id, seeds, kwargs)])
+    oracle = np.mean([k["return"] for k in run_episodes("oracle", env_id, seeds, kwargs)])
     for name in ("salesforce-weekly", "braze-moderate", "ses-standard"):
-        baseline = np.mean([k["inboxed_share"] for k in run_episodes(name, env_id, seeds, kwargs)])
-        assert oracle > baseline + 0.01, name
+        baseline = np.mean([k["return"] for k in run_episodes(name, env_id, seeds, kwargs)])
+        assert oracle > baseline + 1.0, name
 
 
 def test_oracle_is_deterministic() -> None:

@@ -85,14 +85,15 @@ def test_total_splits_by_provider_demand_and_caps_at_it() -> None:
     np.testing.assert_allclose(capped, demand[0])
 
 
-def test_ses_standard_is_linear_to_45_days_and_50k() -> None:
+def test_ses_standard_is_linear_to_45_days_and_50k_then_carries_the_whole_stream() -> None:
     ses = get_schedule("ses-standard")
     demand = np.array([[16_000.0, 8_000, 6_000, 4_000, 6_000]])
     assert ses.volume(np.array([1]), demand).sum() == pytest.approx(40_000 / 45)
     assert ses.volume(np.array([30]), demand).sum() == pytest.approx(40_000 * 30 / 45)
     assert ses.volume(np.array([45]), demand).sum() == pytest.approx(40_000)
     assert ses.volume(np.array([45]), demand * 10).sum() == pytest.approx(50_000)
-    assert ses.volume(np.array([200]), demand * 10).sum() == pytest.approx(50_000)
+    assert ses.volume(np.array([46]), demand * 10).sum() == pytest.approx(400_000)  # warm-up DONE: 100%
+    assert ses.volume(np.array([200]), demand * 10).sum() == pytest.approx(400_000)
 
 
 @pytest.mark.parametrize("name", sorted(schedules()))
