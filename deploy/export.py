@@ -14,7 +14,10 @@
 * ``DIR/schedule.csv`` and ``DIR/schedule.json``: per-day, per-provider caps and warm-up percentages from
   one rollout of the exported graph in a named scenario, for schedulers that only take a table.
 
-Every file is written to a temporary sibling and renamed; nothing is pickled.
+``DIR`` is created new, or it is an earlier export (its ``.ipwarmup-output.json`` marker lists the files export
+wrote there): then only those files are replaced, the card last, and nothing else in the folder is touched.
+Everything is written into a staging folder first, so a failed export leaves the previous one intact and no
+empty folder behind; ``--out`` and the other arguments are checked before any work. Nothing is pickled.
 """
 
 from __future__ import annotations
@@ -31,16 +34,26 @@ from typing import Any
 
 import numpy as np
 
-from agents.ppo import RunArtifacts
+from agents.ppo import METRICS_FILE, RunArtifacts, RunError, read_metrics
 from core.actions import DECODING_FORMULA, LOG10_SHARE_SCALE, MIN_SHARE, action_to_share
 from core.features import AUDIENCE_FEATURES, FEATURES_BY_NAME, feature_names
 from core.providers import FEEDBACK_LOOP, PROVIDERS
-from core.util import OneLineParser, atomic_write_bytes, config_hash, fail
+from core.util import (
+    OneLineParser,
+    OutputError,
+    check_output_folder,
+    config_hash,
+    fail,
+    output_folder,
+    strict_json,
+)
 from deploy import runtime as rt
 
 OPSET = 17
 SCHEDULE_CSV = "schedule.csv"
 SCHEDULE_JSON = "schedule.json"
+OUTPUT_FILES = (rt.ONNX_FILE, SCHEDULE_CSV, SCHEDULE_JSON, rt.CARD_FILE)
+TOOL = "ipwarmup export"
 
 
 class ExportError(ValueError):
@@ -156,13 +169,8 @@ def build_onnx(artifacts: RunArtifacts, providers: Sequence[str]) -> Any:
 
 def _training_kpis(run_dir: Path) -> dict[str, Any] | None:
     """The last periodic evaluation the training run recorded (metrics.csv), if any."""
-    path = run_dir / "metrics.csv"
-    if not path.exists():
-        return None
-    rows = list(csv.DictReader(path.read_text().splitlines()))
-    if not rows:
-        return None
-    return {k: float(v) for k, v in rows[-1].items() if v not in ("", None)}
+    rows = read_metrics(run_dir / METRICS_FILE)
+    return dict(rows[-1]) if rows else None
 
 
 def policy_card(artifacts: RunArtifacts, onnx_sha256: str, providers: Sequence[str], fbl: Sequence[bool],
@@ -310,6 +318,11 @@ def _schedule_csv(schedule: Schedule) -> bytes:
     return buffer.getvalue().encode()
 
 
+def _json_bytes(value: Any) -> bytes:
+    """Strict JSON (NaN, e.g. 'never reached full volume', as null), so any language's parser reads the files."""
+    return (json.dumps(strict_json(value), indent=1, allow_nan=False) + "\n").encode()
+
+
 @dataclass
 class ExportResult:
     out: Path
@@ -319,54 +332,66 @@ class ExportResult:
 
 def export_run(run_dir: str | Path, out: str | Path, scenario: str | None = None, days: int | None = None,
                seed: int = 0, best: bool = True) -> ExportResult:
-    """Export ``run_dir`` into ``out``; the schedule comes from the exported graph itself, not the SB3 model."""
-    from agents.ppo import RunError, load_run
+    """Export ``run_dir`` into ``out``; the schedule comes from the exported graph itself, not the SB3 model.
+
+    ``out`` is checked first (new, empty, or an earlier export), then the run folder and the scenario;
+    only then is anything built.
+    """
+    from agents.ppo import load_run, read_config
     from envs.scenario import ScenarioError, get_scenario
 
+    out = Path(out)
     try:
+        check_output_folder(out, TOOL, OUTPUT_FILES)
+    except OutputError as exc:
+        raise ExportError(str(exc)) from None
+    if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 1):
+        raise ExportError(f"--days must be a whole number of days >= 1, got {days!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ExportError(f"--seed must be a whole number in [0, 2**32), got {seed!r}")
+    try:
+        config = read_config(Path(run_dir))
+        env_id = scenario or str(config["env_id"])
+        env_kwargs = dict(config.get("env_kwargs") or {}) if scenario is None else {}
+        if days is not None:
+            env_kwargs["horizon"] = int(days)
+        try:
+            get_scenario(env_id, **env_kwargs)
+        except ScenarioError as exc:
+            raise ExportError(str(exc)) from None
         artifacts = load_run(run_dir, best=best)
+        _training_kpis(artifacts.run_dir)  # a malformed metrics.csv is named now, before the work
     except RunError as exc:
         raise ExportError(str(exc)) from None
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     model = build_onnx(artifacts, PROVIDERS)
     onnx_bytes = model.SerializeToString()
     sha = hashlib.sha256(onnx_bytes).hexdigest()
 
-    env_id = scenario or artifacts.env_id
-    env_kwargs = dict(artifacts.config.get("env_kwargs") or {}) if scenario is None else {}
-    if days is not None:
-        env_kwargs["horizon"] = int(days)
-    try:
-        get_scenario(env_id, **env_kwargs)
-    except ScenarioError as exc:
-        raise ExportError(str(exc)) from None
-
     schedule_info = {"scenario": env_id, "env_kwargs": env_kwargs, "seed": seed, "files": [SCHEDULE_CSV, SCHEDULE_JSON]}
     card = policy_card(artifacts, sha, PROVIDERS, list(FEEDBACK_LOOP), {}, schedule_info)
     # Roll the schedule out with the graph as written, through the same runtime a scheduler uses.
-    tmp_onnx = out / f".{rt.ONNX_FILE}.check"
-    tmp_onnx.write_bytes(onnx_bytes)
-    try:
-        session = rt._session(tmp_onnx)
-    finally:
-        tmp_onnx.unlink()
+    session = rt._session(onnx_bytes, out / rt.ONNX_FILE)
     schedule = rollout_schedule(rt.RuntimePolicy(rt.Runtime(card, session, out / rt.CARD_FILE)), env_id, env_kwargs,
                                 seed)
     card["kpis"]["schedule_rollout"] = schedule.kpis
-    atomic_write_bytes(out / rt.ONNX_FILE, onnx_bytes)
-    atomic_write_bytes(out / SCHEDULE_CSV, _schedule_csv(schedule))
-    atomic_write_bytes(out / SCHEDULE_JSON, (json.dumps(schedule.to_json(), indent=1) + "\n").encode())
-    # The card goes last: it vouches for the other files.
-    atomic_write_bytes(out / rt.CARD_FILE, (json.dumps(card, indent=1) + "\n").encode())
+    try:
+        with output_folder(out, TOOL, last=[rt.CARD_FILE]) as staging:
+            (staging / rt.ONNX_FILE).write_bytes(onnx_bytes)
+            (staging / SCHEDULE_CSV).write_bytes(_schedule_csv(schedule))
+            (staging / SCHEDULE_JSON).write_bytes(_json_bytes(schedule.to_json()))
+            # The card goes last: it vouches for the other files.
+            (staging / rt.CARD_FILE).write_bytes(_json_bytes(card))
+    except OutputError as exc:
+        raise ExportError(str(exc)) from None
     return ExportResult(out, card, schedule)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = OneLineParser(prog="ipwarmup export",
                            description="Export a trained run to ONNX, a policy card and a schedule.")
-    parser.add_argument("run_dir", type=Path, help="training run folder (config.yaml, model.zip, vecnormalize.pkl)")
-    parser.add_argument("--out", type=Path, required=True, help="folder to write policy.onnx, policy.json, schedule.*")
+    parser.add_argument("run_dir", type=Path, help="training run folder (config.yaml, model.zip)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="new folder (or an earlier export) for policy.onnx, policy.json, schedule.*")
     parser.add_argument("--scenario", help="env id for the schedule rollout (default: the training env and kwargs)")
     parser.add_argument("--days", type=int, help="schedule length in days (default: the scenario's horizon)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the schedule rollout")

@@ -16,24 +16,34 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from core.util import OneLineParser, fail
+from core.util import OneLineParser, fail, shorten
 from deploy import runtime as rt
 from deploy.ses_events import EventSummary, StatsError, read_stats
 
 
 def parse_demand(items: Sequence[str], providers: Sequence[str]) -> dict[str, float]:
-    """``PROVIDER=EMAILS`` pairs; every provider must be given once."""
+    """``PROVIDER=EMAILS`` pairs; every provider must be given once, each a whole number in [0, MAX_COUNT]."""
     demand: dict[str, float] = {}
     for item in items:
         name, sep, value = item.partition("=")
+        shown = shorten(item)
         if not sep or name not in providers:
-            raise StatsError(f"--demand {item!r}: expected PROVIDER=EMAILS with PROVIDER one of {', '.join(providers)}")
+            raise StatsError(f"--demand {shown}: expected PROVIDER=EMAILS with PROVIDER one of {', '.join(providers)}")
+        if name in demand:
+            raise StatsError(f"--demand {shown}: {name} is given twice")
         try:
-            demand[name] = float(int(value))
+            whole = int(value) if len(value) <= 20 else None
         except ValueError:
-            raise StatsError(f"--demand {item!r}: {value!r} is not a whole number of emails") from None
-        if demand[name] < 0:
-            raise StatsError(f"--demand {item!r}: must not be negative")
+            whole = None
+        if whole is None and value.strip().lstrip("+-").isdigit():
+            raise StatsError(f"--demand {shown}: must be at most {rt.MAX_COUNT:,} emails")
+        if whole is None:
+            raise StatsError(f"--demand {shown}: {shorten(value)} is not a whole number of emails")
+        if whole < 0:
+            raise StatsError(f"--demand {shown}: must not be negative")
+        if whole > rt.MAX_COUNT:
+            raise StatsError(f"--demand {shown}: must be at most {rt.MAX_COUNT:,} emails")
+        demand[name] = float(whole)
     missing = [p for p in providers if p not in demand]
     if demand and missing:
         raise StatsError(f"--demand is missing {', '.join(missing)} (give every provider, 0 if none)")
@@ -49,13 +59,13 @@ def parse_audience(items: Sequence[str]) -> dict[str, float] | None:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or name not in rt.AUDIENCE_TIERS:
-            raise StatsError(f"--audience {item!r}: expected TIER=FRACTION with TIER one of {known}")
+            raise StatsError(f"--audience {shorten(item)}: expected TIER=FRACTION with TIER one of {known}")
         if name in audience:
-            raise StatsError(f"--audience {item!r}: {name} is given twice")
+            raise StatsError(f"--audience {shorten(item)}: {name} is given twice")
         try:
-            audience[name] = float(value)
+            audience[name] = float(value) if len(value) <= 40 else float("nan")
         except ValueError:
-            raise StatsError(f"--audience {item!r}: {value!r} is not a number") from None
+            raise StatsError(f"--audience {shorten(item)}: {shorten(value)} is not a number") from None
     try:
         rt.audience_vector(audience)
     except rt.AudienceError as exc:
@@ -96,12 +106,17 @@ def format_table(rec: rt.Recommendation, summary: EventSummary | None) -> str:
 
 def recommend(policy: Path, stats: Path, mapping: Path | None = None, demand: Sequence[str] = (),
               start: str | None = None, audience: Sequence[str] = ()) -> tuple[rt.Recommendation, EventSummary | None]:
-    """Load the card, read the statistics, and ask the runtime for tomorrow's caps."""
+    """Load the card, read the statistics, and ask the runtime for tomorrow's caps.
+
+    Every argument is checked before the statistics are read: the audience, the start date, the card, the demand.
+    """
     tiers = parse_audience(audience)  # before anything is read: a typo here costs nothing
+    if start is not None:
+        rt.parse_date(start, "--start")
     runtime = rt.load(policy)
+    tomorrow = parse_demand(demand, runtime.providers) or None
     rows, summary = read_stats(stats, runtime.providers, mapping)
-    return runtime.recommend(rows, start=start, demand=parse_demand(demand, runtime.providers) or None,
-                             audience=tiers), summary
+    return runtime.recommend(rows, start=start, demand=tomorrow, audience=tiers), summary
 
 
 def main(argv: Sequence[str] | None = None) -> None:

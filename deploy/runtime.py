@@ -61,6 +61,7 @@ card's own folder, by a bare file name; the graph holds all its tensors (no exte
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -172,7 +173,7 @@ def check_date(day: dt.date, what: str = "date") -> dt.date:
     return day
 
 
-def _parse_date(value: Any, what: str = "date") -> dt.date:
+def parse_date(value: Any, what: str = "date") -> dt.date:
     if isinstance(value, dt.datetime):
         return check_date(value.date(), what)
     if isinstance(value, dt.date):
@@ -228,7 +229,7 @@ class History:
         for row in rows:
             if not isinstance(row, Mapping):
                 raise HistoryError(f"a statistics row must be a mapping, got {type(row).__name__}")
-            day = _parse_date(row.get("date"))
+            day = parse_date(row.get("date"))
             name = row.get("provider")
             if not isinstance(name, str) or name not in providers:
                 raise HistoryError(f"unknown provider {shorten(name)} on {day}; the policy knows "
@@ -238,7 +239,7 @@ class History:
                 raise HistoryError(f"two rows for {name} on {day}")
             parsed[key] = row
         first = min((d for d, _ in parsed), default=None)
-        begin = _parse_date(start, "warm-up start") if start is not None else first
+        begin = parse_date(start, "warm-up start") if start is not None else first
         if begin is None:
             raise HistoryError("no statistics and no warm-up start date given")
         if first is not None and first < begin:
@@ -364,14 +365,93 @@ def _observations(history: History, fbl: np.ndarray, frames: int, demand_hint: n
     return obs
 
 
-def _session(path: Path) -> ort.InferenceSession:
+# ONNX protobuf field numbers (onnx/onnx.proto) of every message that can hold a tensor, for the scan below.
+_TENSOR_HOLDERS: dict[str, dict[int, str]] = {
+    "model": {7: "graph", 20: "training", 25: "function"},
+    "training": {1: "graph", 2: "graph"},
+    "function": {7: "node", 11: "attribute"},
+    "graph": {1: "node", 5: "tensor", 15: "sparse"},
+    "node": {5: "attribute"},
+    "attribute": {5: "tensor", 6: "graph", 10: "tensor", 11: "graph", 22: "sparse", 23: "sparse"},
+    "sparse": {1: "tensor", 2: "tensor"},
+    "tensor": {},
+}
+_EXTERNAL_DATA, _DATA_LOCATION = 13, 14  # TensorProto.external_data, TensorProto.data_location (1 = EXTERNAL)
+
+
+def _fields(data: bytes | memoryview) -> Any:
+    """(field number, wire type, value) of one protobuf message; ValueError if it is malformed."""
+    view, i, n = memoryview(data), 0, len(data)
+
+    def varint() -> int:
+        nonlocal i
+        value = shift = 0
+        while True:
+            if i >= n or shift > 63:
+                raise ValueError("truncated varint")
+            byte = view[i]
+            i += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                return value
+
+    while i < n:
+        key = varint()
+        field_number, wire = key >> 3, key & 7
+        if wire == 0:
+            yield field_number, wire, varint()
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            if i + size > n:
+                raise ValueError("truncated fixed field")
+            i += size
+            yield field_number, wire, None
+        elif wire == 2:
+            length = varint()
+            if i + length > n:
+                raise ValueError("truncated field")
+            yield field_number, wire, view[i:i + length]
+            i += length
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+
+
+def external_data_tensor(data: bytes) -> str | None:
+    """Why a serialized ONNX model reads tensors from other files (external data), or None if it does not.
+
+    onnxruntime resolves external data paths relative to the current folder when a model is loaded from
+    bytes, so a crafted graph could read any file there; exported graphs hold every tensor themselves.
+    """
+    stack: list[tuple[str, memoryview, int]] = [("model", memoryview(data), 0)]
+    while stack:
+        kind, message, depth = stack.pop()
+        if depth > 64:
+            return "graphs nested more than 64 deep"
+        for number, wire, value in _fields(message):
+            if kind == "tensor" and (number == _EXTERNAL_DATA or (number == _DATA_LOCATION and value == 1)):
+                return "a tensor stored in an external data file"
+            child = _TENSOR_HOLDERS[kind].get(number)
+            if child is not None and wire == 2:
+                stack.append((child, value, depth + 1))
+    return None
+
+
+def _session(model: bytes, shown: Path) -> ort.InferenceSession:
+    """An onnxruntime session for a serialized graph (already read and hashed: what was checked is what runs)."""
+    try:
+        external = external_data_tensor(model)
+    except ValueError as exc:
+        raise CardError(f"{shown} is not a loadable ONNX model ({exc})") from None
+    if external is not None:
+        raise CardError(f"{shown} uses {external}; a policy graph must hold all its tensors")
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1  # a 64-unit MLP: threads cost more than they save
     options.inter_op_num_threads = 1
     try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        raise CardError(f"{path} is not a loadable ONNX model ({type(exc).__name__})") from None
+        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types; each becomes one line
+        raise CardError(f"{shown} is not a loadable ONNX model ({type(exc).__name__})") from None
 
 
 class Runtime:
@@ -459,18 +539,61 @@ class Runtime:
         )
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _check_card(card: Any, path: Path) -> None:
+    """Every card field the runtime reads, type-checked, so a crafted card is refused in one line."""
     if not isinstance(card, dict):
         raise CardError(f"{path} is not a policy card (a JSON object)")
     version = card.get("schema_version")
     if version != SCHEMA_VERSION:
-        raise CardError(f"{path} has schema_version {version!r}; this runtime reads schema_version {SCHEMA_VERSION}"
-                        " (re-export the policy with this version of ipwarmup)")
+        raise CardError(f"{path} has schema_version {shorten(version)}; this runtime reads schema_version "
+                        f"{SCHEMA_VERSION} (re-export the policy with this version of ipwarmup)")
     for key in ("providers", "frame_stack", "observation", "feedback_loop", "onnx"):
         if key not in card:
             raise CardError(f"{path} has no {key!r} entry")
-    if not isinstance(card["providers"], list) or set(card["feedback_loop"]) != set(card["providers"]):
-        raise CardError(f"{path}: providers must be a list and feedback_loop must name every provider")
+    providers = card["providers"]
+    if (not isinstance(providers, list) or not 1 <= len(providers) <= MAX_PROVIDERS
+            or not all(isinstance(p, str) and 0 < len(p) <= 64 for p in providers)
+            or len(set(providers)) != len(providers)):
+        raise CardError(f"{path}: providers must be a list of distinct provider names, got {shorten(providers)}")
+    frames = card["frame_stack"]
+    if not isinstance(frames, int) or isinstance(frames, bool) or not 1 <= frames <= MAX_FRAME_STACK:
+        raise CardError(f"{path}: frame_stack must be a whole number in [1, {MAX_FRAME_STACK}], got {shorten(frames)}")
+    fbl = card["feedback_loop"]
+    if not isinstance(fbl, dict) or set(fbl) != set(providers) or not all(isinstance(v, bool) for v in fbl.values()):
+        raise CardError(f"{path}: feedback_loop must map every provider to true or false, got {shorten(fbl)}")
+    observation = card["observation"]
+    features = observation.get("features") if isinstance(observation, dict) else None
+    if not isinstance(features, list) or not all(isinstance(f, dict) and isinstance(f.get("name"), str)
+                                                 for f in features):
+        raise CardError(f"{path}: observation.features must be a list of objects with a name")
+    for f in features:
+        for key in ("mean", "var"):
+            if key in f and not (_number(f[key]) and (key == "mean" or f[key] >= 0)):
+                raise CardError(f"{path}: feature {shorten(f['name'])} has {key} {shorten(f[key])}, not a "
+                                f"{'finite number' if key == 'mean' else 'finite number >= 0'}")
+    onnx = card["onnx"]
+    if not isinstance(onnx, dict) or not isinstance(onnx.get("sha256"), str) or "file" not in onnx:
+        raise CardError(f"{path}: onnx must be an object with the graph's file name and sha256, got {shorten(onnx)}")
+
+
+def _onnx_path(card_path: Path, name: Any) -> Path:
+    """The graph a card names: a bare file name, resolving to a file in the card's own folder."""
+    if (not isinstance(name, str) or name in ("", ".", "..") or any(c in name for c in "/\\\0")
+            or Path(name).is_absolute() or len(name) > 255):
+        raise CardError(f"{card_path}: onnx.file {shorten(name)} must be a file name in the card's own folder "
+                        "(no folders, no '..', no absolute paths)")
+    path = card_path.parent / name
+    try:
+        real, folder = path.resolve(strict=True), card_path.parent.resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise CardError(f"{path} does not exist") from None
+    if real.parent != folder:
+        raise CardError(f"{path} is a link to {real}, outside the card's folder; export the graph next to its card")
+    return path
 
 
 def _check_features(card: dict[str, Any], path: Path) -> None:
@@ -485,25 +608,29 @@ def _check_features(card: dict[str, Any], path: Path) -> None:
 
 
 def load(card_path: str | Path, onnx_path: str | Path | None = None) -> Runtime:
-    """Load and cross-check a policy card (file or folder) and its ONNX graph; refuse any mismatch."""
+    """Load and cross-check a policy card (file or folder) and its ONNX graph; refuse any mismatch.
+
+    ``onnx_path`` overrides the card's graph (the caller's choice, so it may lie elsewhere); by default the
+    graph is the file the card names in its own folder.
+    """
     card_path = Path(card_path)
     if card_path.is_dir():
         card_path = card_path / CARD_FILE
     try:
-        card = json.loads(card_path.read_text())
-    except FileNotFoundError:
-        raise CardError(f"{card_path} does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CardError(f"{card_path} is not valid JSON ({exc})") from None
+        card = load_json(read_regular_file(card_path, MAX_CARD_BYTES, "policy card"), str(card_path))
+    except ValueError as exc:
+        raise CardError(str(exc)) from None
     _check_card(card, card_path)
-    onnx_file = Path(onnx_path) if onnx_path is not None else card_path.parent / card["onnx"]["file"]
-    if not onnx_file.exists():
-        raise CardError(f"{onnx_file} does not exist")
-    digest = sha256_file(onnx_file)
-    if digest != card["onnx"].get("sha256"):
+    onnx_file = Path(onnx_path) if onnx_path is not None else _onnx_path(card_path, card["onnx"]["file"])
+    try:
+        model = read_regular_file(onnx_file, MAX_ONNX_BYTES, "ONNX graph")
+    except ValueError as exc:
+        raise CardError(str(exc)) from None
+    digest = hashlib.sha256(model).hexdigest()
+    if digest != card["onnx"]["sha256"]:
         raise CardError(f"{onnx_file} does not match {card_path}: its sha256 is {digest[:12]}..., the card "
-                        f"expects {str(card['onnx'].get('sha256'))[:12]}... (export them together)")
-    session = _session(onnx_file)
+                        f"expects {shorten(card['onnx']['sha256'], 20)} (export them together)")
+    session = _session(model, onnx_file)
     meta = session.get_modelmeta().custom_metadata_map
     checks = {
         "schema_version": str(SCHEMA_VERSION),
@@ -514,12 +641,13 @@ def load(card_path: str | Path, onnx_path: str | Path | None = None) -> Runtime:
     for key, value in checks.items():
         found = meta.get(METADATA_PREFIX + key)
         if found != value:
-            raise CardError(f"{onnx_file} was exported with {key} {found!r} but {card_path} says {value!r}")
+            raise CardError(f"{onnx_file} was exported with {key} {shorten(found)} but {card_path} says "
+                            f"{shorten(value)}")
     _check_features(card, card_path)
     inputs = session.get_inputs()
     expected_shape = [card["frame_stack"], len(feature_names(card["providers"]))]
     if [i.name for i in inputs] != [INPUT_NAME] or list(inputs[0].shape[1:]) != expected_shape:
-        raise CardError(f"{onnx_file} has inputs {[(i.name, i.shape) for i in inputs]}, not "
+        raise CardError(f"{onnx_file} has inputs {shorten([(i.name, i.shape) for i in inputs])}, not "
                         f"{INPUT_NAME} [batch, {expected_shape[0]}, {expected_shape[1]}]")
     return Runtime(card, session, card_path)
 

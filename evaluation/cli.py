@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.util import BENCHMARK_SEED_BASE, TRAINING_SEED_LIMIT, OneLineParser, sha256_tree
+from core.util import BENCHMARK_SEED_BASE, TRAINING_SEED_LIMIT, OneLineParser, did_you_mean, sha256_tree
 from evaluation import report, runner, stats
 from evaluation.runner import KpiFunction, PolicyLoader
 from evaluation.specs import EnvSpec, EvaluationError, PolicySpec, parse_env_spec, parse_policy_specs
@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="episodes per policy and env (default: the suite's, else 20)")
     p.add_argument("--seed", type=int, default=None,
                    help=f"first seed; episode i uses SEED + i (default {BENCHMARK_SEED_BASE:,}, unseen in training)")
-    p.add_argument("--out", required=True, type=Path, help="results folder (replaced atomically if it holds results)")
+    p.add_argument("--out", required=True, type=Path,
+                   help="results folder: new, empty, or an earlier evaluate.py output (only its files are replaced)")
     p.add_argument("--suite", choices=["standard"], default=None,
                    help="add a named suite's envs and policies (standard: all scenarios, held-out profiles, "
                         "all baselines, the oracle)")
@@ -133,6 +134,27 @@ def resolve(args: argparse.Namespace) -> Plan:
                 args.trace_episodes, args.suite, digests)
 
 
+def check_metric_and_reference(plan: Plan, kpi_fn: KpiFunction) -> None:
+    """Refuse an unknown ``--metric`` or an explicit ``--reference`` that is not evaluated, before any episode.
+
+    The KPI names come from ``kpi_fn`` itself, applied to one simulated day of the first env.
+    """
+    labels = [p.label for p in plan.policies]
+    if plan.reference != REFERENCE_POLICY and plan.reference not in labels:
+        raise EvaluationError(f"--reference {plan.reference!r} is not among the evaluated policies "
+                              f"({', '.join(labels)}){did_you_mean(plan.reference, labels)}")
+    env = plan.envs[0].make()
+    try:
+        env.reset(seed=plan.seeds[0])
+        _, reward, _, _, info = env.step(np.zeros(env.action_space.shape, np.float32))
+        kpis = [k for k in kpi_fn([info], [float(reward)]) if k not in ("policy", "env", "seed")]
+    finally:
+        env.close()
+    if plan.metric not in kpis:
+        raise EvaluationError(f"--metric {plan.metric!r} is not a KPI{did_you_mean(plan.metric, kpis)} "
+                              f"(known: {', '.join(kpis)})")
+
+
 def check_policies(plan: Plan, loader: PolicyLoader) -> None:
     """Load every policy once against the first env, so a typo or a broken model file fails now."""
     env = plan.envs[0].make()
@@ -152,8 +174,12 @@ def check_policies(plan: Plan, loader: PolicyLoader) -> None:
 def execute(plan: Plan, out: Path, *, workers: int = 1, plots: bool = True, progress: bool | None = None,
             command: str = "", argv: Sequence[str] = (), loader: PolicyLoader = runner.default_loader,
             kpi_fn: KpiFunction = runner.default_kpis) -> dict[str, Any]:
-    """Run the plan and write the result folder atomically; returns the manifest."""
+    """Run the plan and write the result folder atomically; returns the manifest.
+
+    Every input is checked before the first episode: the output folder, the metric and reference, the policies.
+    """
     report.check_output_dir(out)
+    check_metric_and_reference(plan, kpi_fn)
     check_policies(plan, loader)
     start = time.perf_counter()
     results = runner.run(plan.policies, plan.envs, plan.seeds, workers=workers, trace_episodes=plan.trace_episodes,
@@ -250,6 +276,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     command = shlex.join(["python", "evaluate.py", *argv])
     try:
+        report.check_output_dir(args.out)  # first: a wrong --out costs nothing
         plan = resolve(args)
         if plan.seeds[0] < TRAINING_SEED_LIMIT:
             print(f"evaluate: warning: seeds from {plan.seeds[0]} overlap training seeds (< {TRAINING_SEED_LIMIT:,})",

@@ -1,17 +1,16 @@
-"""Result files: episodes.csv, summary.csv/.md, poi.csv, traces.csv, manifest.json, and the atomic output folder.
+"""Result files: episodes.csv, summary.csv/.md, poi.csv, traces.csv, manifest.json, and the output folder.
 
-Everything is written into a hidden temporary folder beside ``--out`` and renamed into place only when
-complete, so an interrupted or failed run never leaves a folder that looks like a result.
+Everything is written into a hidden staging folder beside ``--out`` and published only when complete
+(:func:`core.util.output_folder`), so an interrupted or failed run never leaves a folder that looks like a
+result. ``--out`` must be new, empty, or an earlier evaluate.py output: its ``.ipwarmup-output.json`` marker
+lists the files evaluate.py wrote there, and only those are replaced or removed.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import platform
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib import metadata
@@ -21,12 +20,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.util import config_hash
+from core.util import OutputError, check_output_folder, config_hash, output_folder
 from evaluation.runner import EpisodeResult
 from evaluation.specs import EvaluationError
 from evaluation.stats import ALL_ENVS
 
 MANIFEST = "manifest.json"
+TOOL = "evaluate.py"
+RESULT_FILES = ("episodes.csv", "summary.csv", "summary.md", "poi.csv", "traces.csv", MANIFEST)
+"""The fixed names evaluate.py writes (plus plots/*.png); checked against foreign files before any work."""
 PACKAGES = ("numpy", "gymnasium", "stable-baselines3", "torch", "rliable", "arch", "scipy", "pandas", "matplotlib")
 
 # Columns of the Markdown tables, in reading order; the full set is in summary.csv.
@@ -37,32 +39,22 @@ PERCENT_KPIS = frozenset({"inboxed_share", "complaint_rate", "worst_complaint_ra
 
 
 def check_output_dir(out: Path) -> None:
-    """Refuse to replace anything but an earlier results folder (one holding a manifest)."""
-    if out.exists():
-        if not out.is_dir():
-            raise EvaluationError(f"--out {str(out)!r} exists and is a file; choose a folder")
-        if any(out.iterdir()) and not (out / MANIFEST).is_file():
-            raise EvaluationError(f"--out {str(out)!r} exists and is not an evaluate results folder; choose another")
+    """Refuse, before any work, an ``--out`` evaluate.py may not write (see :func:`core.util.check_output_folder`)."""
+    try:
+        check_output_folder(out, TOOL, RESULT_FILES)
+    except OutputError as exc:
+        raise EvaluationError(str(exc)) from None
 
 
 @contextmanager
 def atomic_dir(out: Path) -> Iterator[Path]:
-    """Yield a temporary folder; on success it replaces ``out`` by rename, on any failure it is deleted."""
+    """Yield a staging folder; on success its files are published into ``out``, on any failure it is deleted."""
     check_output_dir(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-    tmp.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        with output_folder(out, TOOL) as staging:
+            yield staging
+    except OutputError as exc:
+        raise EvaluationError(str(exc)) from None
 
 
 def episodes_frame(results: Sequence[EpisodeResult]) -> pd.DataFrame:

@@ -214,7 +214,7 @@ def test_failure_mid_run_keeps_the_previous_results(tmp_path: Path) -> None:
 def test_out_that_is_not_a_results_folder_is_refused(tmp_path: Path) -> None:
     (tmp_path / "precious.txt").write_text("keep me")
     result = _evaluate("--policy", "aimd", "--env", TINY_ENVS[0], "--episodes", "1", out=tmp_path)
-    assert result.returncode == 2 and "not an evaluate results folder" in result.stderr
+    assert result.returncode == 2 and "was not written by evaluate.py" in result.stderr
     assert (tmp_path / "precious.txt").read_text() == "keep me"
 
 

@@ -54,7 +54,8 @@ def sample_histories(run: Path, n: int, seed: int = 0) -> tuple[np.ndarray, np.n
 
 def test_export_writes_graph_card_and_schedule() -> None:
     run, folder = exported()
-    assert {p.name for p in folder.iterdir()} == {"policy.onnx", "policy.json", "schedule.csv", "schedule.json"}
+    assert {p.name for p in folder.iterdir()} == {"policy.onnx", "policy.json", "schedule.csv", "schedule.json",
+                                                  ".ipwarmup-output.json"}
     card = json.loads((folder / "policy.json").read_text())
     assert card["schema_version"] == rt.SCHEMA_VERSION
     assert card["providers"] == list(PROVIDERS)
@@ -85,8 +86,8 @@ def test_exported_artifacts_contain_no_pickle() -> None:
         assert path.suffix in (".onnx", ".json", ".csv"), path
         assert not any(data.startswith(m) for m in PICKLE_MARKERS), path
         assert b"PK\x03\x04" not in data, path  # no zip archive (SB3's model.zip holds pickles)
-        if path.suffix == ".json":
-            json.loads(data)
+        if path.suffix == ".json":  # strict JSON (no NaN), which every language's parser reads
+            json.loads(data, parse_constant=lambda c, name=path.name: pytest.fail(f"{c} in {name}"))
         elif path.suffix == ".csv":
             data.decode("ascii")
     model = onnx.load(folder / "policy.onnx")
@@ -162,8 +163,8 @@ def test_export_is_reproducible_and_leaves_no_temporary_files(tmp_path: Path) ->
     export_run(run, tmp_path, days=12)
     for name in ("policy.onnx", "schedule.csv", "schedule.json"):
         assert (tmp_path / name).read_bytes() == (folder / name).read_bytes(), name
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["policy.json", "policy.onnx", "schedule.csv",
-                                                          "schedule.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ipwarmup-output.json", "policy.json", "policy.onnx",
+                                                          "schedule.csv", "schedule.json"]
 
 
 def test_export_cli_with_scenario_and_days(tmp_path: Path) -> None:

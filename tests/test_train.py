@@ -37,7 +37,9 @@ def test_short_run_produces_a_loadable_model(tmp_path: Path) -> None:
     run = _tiny_train(tmp_path / "run")
     artifacts = load_run(run)
     assert artifacts.model.num_timesteps >= 128
-    assert {"config.yaml", "model.zip", "vecnormalize.pkl"} <= {p.name for p in run.iterdir()}
+    names = {p.name for p in run.iterdir()}
+    assert {"config.yaml", "model.zip", "checkpoints"} <= names
+    assert not [n for n in names if n.endswith(".pkl")]  # normalization lives inside the checkpoint, as JSON
     policy = load_run_policy(run)
     obs = np.zeros((3, OBS_SIZE), np.float32)
     action, _ = policy.predict(obs, episode_start=np.ones(3, bool))
@@ -87,9 +89,9 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path: Path) -> None:
 
 
 def _checkpoint_steps(run: Path) -> int:
-    from stable_baselines3 import PPO
+    from agents.ppo import read_checkpoint
 
-    return int(PPO.load(run / "checkpoints" / "model.zip", device="cpu").num_timesteps)
+    return read_checkpoint(run / "checkpoints" / "model.zip").num_timesteps
 
 
 @pytest.mark.parametrize(
@@ -124,7 +126,7 @@ def test_unreadable_model_file_is_named(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     (run / "checkpoints" / "model.zip").write_bytes(b"truncated")
     result = _run_cli("--resume", str(run), "-n", "256", "--eval-episodes", "0")
-    assert result.returncode == 2 and "not a readable SB3 model" in result.stderr
+    assert result.returncode == 2 and "not a readable checkpoint (truncated" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -191,11 +193,14 @@ def test_a_run_from_another_feature_layout_is_refused_in_one_line(tmp_path: Path
     """A model trained on another feature layout (an older version) is named as such on load and on --resume."""
     from stable_baselines3 import PPO
 
+    from agents.ppo import read_config, write_checkpoint
+
     run = _tiny_train(tmp_path / "run")
-    outdated = PPO("MlpPolicy", _OldLayoutEnv(), n_steps=16, batch_size=16, device="cpu")
+    outdated = PPO("MlpPolicy", _OldLayoutEnv(), n_steps=16, batch_size=16, device="cpu",
+                   policy_kwargs={"net_arch": [8]})
     for folder in (run, run / "checkpoints"):
         if (folder / "model.zip").exists():
-            outdated.save(folder / "model.zip")
+            write_checkpoint(folder / "model.zip", outdated, None, read_config(run))
     (run / "best_model.zip").unlink(missing_ok=True)
     with pytest.raises(RunError, match="trained on observations of shape"):
         load_run(run)
