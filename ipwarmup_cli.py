@@ -1,4 +1,4 @@
-"""The ``ipwarmup`` console script: ``train``, ``evaluate``, ``export`` and ``recommend`` subcommands."""
+"""The ``ipwarmup`` console script: ``train``, ``evaluate``, ``export``, ``recommend``, ``sweep`` and ``tune``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ COMMANDS = {
     "evaluate": "evaluate",
     "export": "deploy.export",
     "recommend": "deploy.recommend",
+    "sweep": "training.sweep",
+    "tune": "training.tune",
 }
 
 
