@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,10 +36,15 @@ KpiFunction = Callable[[list[dict[str, Any]], list[float]], dict[str, float]]
 
 
 def default_loader(spec: str, env: Any) -> Any:
-    """``agents.load_policy``; imported lazily so that the simulator-only path stays light."""
-    from agents import load_policy
+    """``agents.load_policy``; imported lazily so that the simulator-only path stays light.
 
-    return load_policy(spec, env)
+    A sweep folder (checked once before the run) loads every one of its runs and returns the first.
+    """
+    from agents import load_policy
+    from training.sweep import sweep_runs
+
+    sweep = sweep_runs(Path(spec)) if Path(spec).is_dir() else None
+    return load_policy(spec, env) if sweep is None else [load_policy(run, env) for run in sweep[1]][0]
 
 
 def default_kpis(infos: list[dict[str, Any]], rewards: list[float]) -> dict[str, float]:
@@ -73,6 +79,8 @@ class Job:
     env: EnvSpec
     seeds: list[int]
     trace_seeds: frozenset[int] = field(default_factory=frozenset)
+    member: int = 0
+    """Which run of a pooled sweep policy (0 otherwise): results are ordered by it, then by seed."""
 
 
 def rollout(policy: Any, env: Any, seed: int, kpi_fn: KpiFunction,
@@ -124,9 +132,11 @@ def make_jobs(policies: Sequence[PolicySpec], env_specs: Sequence[EnvSpec], seed
     traced = frozenset(seeds[:trace_episodes])
     jobs = []
     for p in policies:
+        members = [PolicySpec(run, p.label) for run in p.runs] or [p]  # a sweep: each run under the sweep's label
         for e in env_specs:
-            for i in range(0, len(seeds), CHUNK_SEEDS):
-                jobs.append(Job(p, e, list(seeds[i:i + CHUNK_SEEDS]), traced))
+            for m, member in enumerate(members):
+                for i in range(0, len(seeds), CHUNK_SEEDS):
+                    jobs.append(Job(member, e, list(seeds[i:i + CHUNK_SEEDS]), traced, m))
     return jobs
 
 
@@ -150,13 +160,13 @@ def run(
         raise EvaluationError("no episodes to run: --episodes must be at least 1")
     jobs = make_jobs(policies, env_specs, seeds, trace_episodes)
     total = sum(len(j.seeds) for j in jobs)
-    results: dict[tuple[int, int], list[EpisodeResult]] = {}
+    results: dict[tuple[int, int, int], list[EpisodeResult]] = {}
     order = {(p.label, e.label): (i, k) for i, p in enumerate(policies) for k, e in enumerate(env_specs)}
     with tqdm(total=total, unit="ep", desc="episodes", disable=None if progress is None else not progress,
               file=sys.stderr, dynamic_ncols=True) as bar:
-        for chunk in _execute(jobs, workers, loader, kpi_fn):
+        for job, chunk in _execute(jobs, workers, loader, kpi_fn):
             if chunk:
-                key = order[(chunk[0].policy, chunk[0].env)]
+                key = (*order[(chunk[0].policy, chunk[0].env)], job.member)
                 results.setdefault(key, []).extend(chunk)
             bar.update(len(chunk))
     out: list[EpisodeResult] = []
@@ -165,21 +175,22 @@ def run(
     return out
 
 
-def _execute(jobs: list[Job], workers: int, loader: PolicyLoader, kpi_fn: KpiFunction) -> Iterator[list[EpisodeResult]]:
+def _execute(jobs: list[Job], workers: int, loader: PolicyLoader,
+             kpi_fn: KpiFunction) -> Iterator[tuple[Job, list[EpisodeResult]]]:
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
-            yield run_job(job, loader, kpi_fn)
+            yield job, run_job(job, loader, kpi_fn)
         return
     context = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(run_job, job, loader, kpi_fn) for job in jobs]
+        futures = {pool.submit(run_job, job, loader, kpi_fn): job for job in jobs}
         try:
             for future in as_completed(futures):
                 try:
                     chunk = future.result()
                 except BrokenProcessPool as exc:
                     raise EvaluationError(f"a worker process died ({exc}); rerun with --workers 1 to see why") from None
-                yield chunk
+                yield futures[future], chunk
         except BaseException:
             for f in futures:
                 f.cancel()

@@ -124,6 +124,9 @@ class PolicySpec:
 
     spec: str
     label: str
+    runs: tuple[str, ...] = ()
+    """A training sweep (``ipwarmup sweep --out``) of one configuration: its finished run folders, pooled under
+    ``label`` as one policy (runs x episodes), as a trained configuration should be reported."""
 
     @property
     def is_path(self) -> bool:
@@ -144,10 +147,26 @@ def parse_policy_specs(texts: list[str]) -> list[PolicySpec]:
         label = Path(text.rstrip("/")).name if looks_like_path else text
         if looks_like_path and label in ("policy.json", "policy.onnx"):
             label = Path(text).parent.name or label
+        sweep = _sweep_members(text) if looks_like_path else None
+        if sweep is not None:
+            label = sweep[0]
         if label in seen:
             if seen[label] == text:
                 continue  # the same policy given twice: evaluate once
             raise EvaluationError(f"policies {seen[label]!r} and {text!r} would share the label {label!r}; rename one")
         seen[label] = text
-        out.append(PolicySpec(text, label))
+        out.append(PolicySpec(text, label, sweep[1] if sweep is not None else ()))
     return out
+
+
+def _sweep_members(text: str) -> tuple[str, tuple[str, ...]] | None:
+    """A sweep folder, or one configuration folder of a sweep: its label and finished run folders (else None)."""
+    if not Path(text).is_dir():
+        return None
+    from training.sweep import SweepError, sweep_runs
+
+    try:
+        found = sweep_runs(Path(text))
+    except SweepError as exc:
+        raise EvaluationError(f"policy {text!r}: {exc}") from None
+    return None if found is None else (found[0], tuple(str(r) for r in found[1]))
