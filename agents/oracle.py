@@ -76,6 +76,9 @@ class ExpectedDraws:
     def standard_normal(self, size: Any = None) -> np.ndarray:
         return np.zeros(size)
 
+    def poisson(self, lam: np.ndarray) -> np.ndarray:
+        return np.floor(np.asarray(lam, np.float64) + 0.5).astype(np.int64)
+
 
 def simulators(env: Any) -> list[Simulator]:
     """The simulators behind ``env``, in the row order of its observations."""
