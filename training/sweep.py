@@ -365,7 +365,7 @@ def _train(task: TrialTask, work: Path) -> str | None:
         try:
             train_config(task.config, task.trial.seed, work, task.command, task.tensorboard, resume=True)
             return None
-        except RunError as exc:  # killed before its first checkpoint: start again
+        except RunError as exc:  # an unreadable checkpoint: start again
             restarted = str(exc)
             shutil.rmtree(work)
     train_config(task.config, task.trial.seed, work, task.command, task.tensorboard)
@@ -373,7 +373,7 @@ def _train(task: TrialTask, work: Path) -> str | None:
 
 
 def train_config(config: Mapping[str, Any], seed: int, run_dir: Path, command: str = "", tensorboard: bool = True,
-                 resume: bool = False) -> None:
+                 resume: bool = False, callback: Any = None) -> None:
     """:func:`training.run.train` on a resolved configuration, on a machine that may not have the config file.
 
     The configuration goes in as its own env entry of a temporary ``-conf`` file, so the run's
@@ -387,13 +387,13 @@ def train_config(config: Mapping[str, Any], seed: int, run_dir: Path, command: s
     sys.argv = shlex.split(command) or argv
     try:
         if resume:
-            train(None, seed, None, resume=run_dir, tensorboard=tensorboard)
+            train(None, seed, None, resume=run_dir, tensorboard=tensorboard, callback=callback)
             return
         with tempfile.TemporaryDirectory(prefix="ipwarmup-conf-") as tmp:
             conf = Path(tmp) / "trial.yml"
             entry = {k: v for k, v in config.items() if k not in ("env_id", "seed")}
             conf.write_text(yaml.safe_dump({config["env_id"]: entry}, sort_keys=False))
-            train(config["env_id"], seed, run_dir, conf_file=conf, tensorboard=tensorboard)
+            train(config["env_id"], seed, run_dir, conf_file=conf, tensorboard=tensorboard, callback=callback)
     finally:
         sys.argv = argv
 
@@ -491,13 +491,15 @@ class SweepOutcome:
 
 def run_sweep(plan: SweepPlan, out: Path, *, address: str | None = None, num_cpus: int | None = None,
               cpus_per_trial: float = 1, progress: bool | None = None, command: str = "",
-              tensorboard: bool = True) -> SweepOutcome:
+              tensorboard: bool = True, reps: int = 2000) -> SweepOutcome:
     """Run every unfinished trial of ``plan`` on Ray and write ``runs.csv`` and ``summary.csv`` into ``out``.
 
     A failed trial is recorded with its error and does not stop the others. If Ray is already
     initialized in this process it is used as is (and left running); otherwise it is started and shut down.
     """
     out = Path(out).resolve()
+    if address:
+        check_reachable(address)  # before anything is written
     token = prepare_out(out, plan, command)
     outcome = SweepOutcome()
     todo = []
@@ -512,7 +514,7 @@ def run_sweep(plan: SweepPlan, out: Path, *, address: str | None = None, num_cpu
                     tensorboard)
     else:
         _echo(f"all {len(outcome.done)} trials already finished")
-    outcome.summary = write_results(out, plan, outcome)
+    outcome.summary = write_results(out, plan, outcome, reps)
     return outcome
 
 
@@ -607,10 +609,10 @@ def summarize_runs(plan: SweepPlan, outcome: SweepOutcome, reps: int = 2000) -> 
     return summary
 
 
-def write_results(out: Path, plan: SweepPlan, outcome: SweepOutcome) -> Any:
+def write_results(out: Path, plan: SweepPlan, outcome: SweepOutcome, reps: int = 2000) -> Any:
     """``runs.csv`` and ``summary.csv`` (atomically); returns the summary."""
     write_runs(out, plan, outcome)
-    summary = summarize_runs(plan, outcome)
+    summary = summarize_runs(plan, outcome, reps)
     atomic_write_text(out / SUMMARY_FILE, summary.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
     return summary
 
@@ -649,6 +651,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-trial", type=float, default=1, help="CPUs reserved per trial (default 1)")
     p.add_argument("--eval-episodes", type=int, default=100,
                    help="unseen episodes of each run's final report, its score (default 100)")
+    p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples of the summary's CIs (default 2000)")
     p.add_argument("-tb", "--tensorboard", action=argparse.BooleanOptionalAction, default=True,
                    help="TensorBoard logs in each run folder")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -662,14 +665,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     prog = "ipwarmup sweep"
-    if args.cpus_per_trial <= 0 or (args.num_cpus is not None and args.num_cpus < 1):
-        fail(prog, "--cpus-per-trial must be positive and --num-cpus at least 1")
+    if args.cpus_per_trial <= 0 or (args.num_cpus is not None and args.num_cpus < 1) or args.reps < 1:
+        fail(prog, "--cpus-per-trial must be positive, --num-cpus and --reps at least 1")
     try:
         plan = plan_sweep(args.env, args.seeds, args.n_timesteps, args.conf_file, parse_params(args.hyperparams),
                           parse_grid(args.grid), args.eval_episodes)
         outcome = run_sweep(plan, args.out, address=args.address, num_cpus=args.num_cpus,
                             cpus_per_trial=args.cpus_per_trial, progress=False if args.quiet else None,
-                            command=shlex.join(["ipwarmup", "sweep", *argv]), tensorboard=args.tensorboard)
+                            command=shlex.join(["ipwarmup", "sweep", *argv]), tensorboard=args.tensorboard,
+                            reps=args.reps)
     except (ConfigError, SweepError) as exc:
         fail(prog, exc)
     except KeyboardInterrupt:

@@ -34,6 +34,7 @@ from core.util import OneLineParser, atomic_write_text, fail, shorten
 from training.sweep import (
     MAX_MARKER_BYTES,
     SweepError,
+    check_reachable,
     error_line,
     pack_folder,
     sees_folder,
@@ -181,6 +182,11 @@ class StudyKeeper:
             self.study.enqueue_trial(t.params)
         return len(stale)
 
+    def running(self) -> int:
+        from optuna.trial import TrialState
+
+        return len(self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
     def finished(self) -> int:
         from optuna.trial import TrialState
 
@@ -236,53 +242,65 @@ class TuneTask:
     tensorboard: bool = False
 
 
-def tune_trial(task: TuneTask) -> dict[str, Any]:
-    """Train one trial, reporting each periodic evaluation's mean return to the study; stop early if pruned.
+def pruning_callback(task: TuneTask, run_dir: Path) -> Any:
+    """An SB3 callback that reports each periodic evaluation's mean return to the study and stops a pruned trial.
 
-    training.run.train has no evaluation hook, so its module-level ``evaluate_episodes`` (what the periodic
-    evaluation calls) is wrapped for the duration of the trial, in this worker process only.
+    It runs after the run's own callback (``train(callback=...)``) with the same schedule, so at each
+    evaluation step the new row is already in ``metrics.csv``. Stopping (``_on_step`` returning False)
+    ends training normally: the pruned trial's folder still holds its final model.
     """
+    import ray
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from agents.ppo import METRICS_FILE, read_metrics
+
+    class Pruning(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.last_eval = 0
+            self.values: list[float] = []
+            self.pruned = False
+
+        def _on_training_start(self) -> None:
+            self.last_eval = self.num_timesteps
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps - self.last_eval < task.config["eval_freq"]:
+                return True
+            self.last_eval = self.num_timesteps
+            rows = read_metrics(run_dir / METRICS_FILE)
+            if not rows:
+                return True
+            self.values.append(float(rows[-1]["return"]))
+            self.pruned = bool(ray.get(task.keeper.report.remote(task.number, len(self.values), self.values[-1])))
+            return not self.pruned
+
+    return Pruning()
+
+
+def tune_trial(task: TuneTask) -> dict[str, Any]:
+    """Train one trial, its periodic evaluations reported to the study; stopped early if pruned."""
     import shutil
     import tempfile
 
     import numpy as np
-    import ray
-
-    import training.run as run_module
 
     start = time.perf_counter()
     run_dir = Path(task.out) / "trials" / f"{task.number:04d}"
     shared = sees_folder(Path(task.out) / TUNE_FILE, task.token)
     scratch = None if shared else Path(tempfile.mkdtemp(prefix="ipwarmup-tune-"))
     work = run_dir if scratch is None else scratch / run_dir.name
-    original = run_module.evaluate_episodes
-    values: list[float] = []
-    pruned = False
-
-    class Pruned(Exception):
-        pass
-
-    def evaluate(policy: Any, config: dict[str, Any], n_episodes: int) -> list[dict[str, float]]:
-        episodes = original(policy, config, n_episodes)
-        values.append(float(np.mean([e["return"] for e in episodes])))
-        if ray.get(task.keeper.report.remote(task.number, len(values), values[-1])):
-            raise Pruned
-        return episodes
-
-    run_module.evaluate_episodes = evaluate
     try:
-        try:
-            train_config(task.config, task.seed, work, task.command, task.tensorboard)
-        except Pruned:
-            pruned = True
-        finally:
-            run_module.evaluate_episodes = original
+        pruning = pruning_callback(task, work)
+        train_config(task.config, task.seed, work, task.command, task.tensorboard, callback=pruning)
+        values = list(pruning.values)
         if not values:  # the run ended before its first periodic evaluation: evaluate the final policy
             from agents.ppo import load_run_policy
+            from training.run import evaluate_episodes
 
-            episodes = original(load_run_policy(work), task.config, task.config["eval_episodes"])
+            episodes = evaluate_episodes(load_run_policy(work), task.config, task.config["eval_episodes"])
             values.append(float(np.mean([e["return"] for e in episodes])))
-        record: dict[str, Any] = {"state": "pruned" if pruned else "complete", "value": values[-1],
+        record: dict[str, Any] = {"state": "pruned" if pruning.pruned else "complete", "value": values[-1],
                                   "evaluations": values, "seconds": round(time.perf_counter() - start, 2)}
         if scratch is not None:
             record["archive"] = pack_folder(work)
@@ -327,7 +345,7 @@ def plan_tune(env_id: str, n_timesteps: int | None, n_trials: int, space_file: P
     if n_trials < 1 or n_evaluations < 1 or eval_episodes < 1:
         raise TuneError("--trials, --n-evaluations and --eval-episodes must each be at least 1")
     base = next(iter(plan_sweep(env_id, [seed], n_timesteps, conf_file, params).configs.values()))
-    kept = {k: base[k] for k in ("eval_freq", "eval_episodes") if k in base}
+    kept: dict[str, Any] = {k: base[k] for k in ("eval_freq", "eval_episodes") if k in base}
     base.update(eval_freq=max(1, base["n_timesteps"] // n_evaluations), eval_episodes=eval_episodes)
     try:
         validate_config(base)
@@ -372,7 +390,15 @@ def run_tune(plan: TunePlan, out: Path, *, address: str | None = None, num_cpus:
     the search; it gives up after as many failures as trials asked for.
     """
     out = Path(out).resolve()
+    if address:
+        check_reachable(address)  # before anything is written
     token = prepare_tune_out(out, plan, command)
+    storage = f"sqlite:///{out / STUDY_FILE}"
+    local = StudyKeeper(storage, plan.sampler_seed, plan.n_evaluations)
+    if local.finished() >= plan.n_trials and not local.running():
+        print(f"all {plan.n_trials} trials already finished", flush=True)
+        return write_tune_results(out, plan, local.table(), local.best())
+    del local
     started = start_ray(address, num_cpus)
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -381,7 +407,7 @@ def run_tune(plan: TunePlan, out: Path, *, address: str | None = None, num_cpus:
     try:
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
         keeper: Any = ray.remote(StudyKeeper).options(num_cpus=0, scheduling_strategy=here).remote(
-            f"sqlite:///{out / STUDY_FILE}", plan.sampler_seed, plan.n_evaluations)
+            storage, plan.sampler_seed, plan.n_evaluations)
         stale: int = ray.get(keeper.recover.remote())
         done: int = ray.get(keeper.finished.remote())
         slots = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_trial))
