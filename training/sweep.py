@@ -22,6 +22,7 @@ interrupted one from its last checkpoint (or restarts it if it has none) and ret
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import itertools
 import json
@@ -461,15 +462,34 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     if address:
         check_reachable(address)
         try:
-            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+            with _stderr_muted():  # Ray's C++ client logs a warning per connection retry, straight to fd 2
+                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         except (ConnectionError, RuntimeError, ValueError) as exc:
+            hint = "" if os.environ.get("RAY_AUTH_MODE") else (
+                " (a cluster with token authentication needs RAY_AUTH_MODE=token here and its token in "
+                "~/.ray/auth_token or RAY_AUTH_TOKEN: docs/scaling.md)")
             raise SweepError(f"cannot connect to the Ray cluster at {address!r}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+                             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}{hint}") from None
     else:
         # Worker output goes to Ray's log files: the driver's terminal shows the sweep's progress only.
         ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
                  logging_level=logging.WARNING)
     return True
+
+
+@contextlib.contextmanager
+def _stderr_muted() -> Iterator[None]:
+    """File descriptor 2 to /dev/null for the block (native libraries' output included)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def error_line(exc: BaseException) -> str:
