@@ -152,14 +152,18 @@ def read_regular_file(path: Path, max_bytes: int, what: str = "file") -> bytes:
         raise FileError(f"{path} does not exist") from None
     except OSError as exc:
         raise FileError(f"{path}: cannot open the {what} ({exc.strerror})") from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
+    try:
+        info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
             raise FileError(f"{path} is a folder, not a {what}")
         if not stat.S_ISREG(info.st_mode):
             raise FileError(f"{path} is not a regular file (a device, pipe or socket); it is not read as a {what}")
         if info.st_size > max_bytes:
             raise FileError(f"{path} is {info.st_size:,} bytes; a {what} may be at most {max_bytes:,}")
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as handle:
         try:
             data = handle.read(max_bytes + 1)
         except OSError as exc:

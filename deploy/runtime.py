@@ -182,9 +182,10 @@ def parse_date(value: Any, what: str = "date") -> dt.date:
     try:
         if text is None or len(text) > 32:
             raise ValueError
-        return check_date(dt.date.fromisoformat(text), what)
+        day = dt.date.fromisoformat(text)
     except ValueError:
         raise HistoryError(f"{what} {shorten(value)} is not an ISO date (YYYY-MM-DD)") from None
+    return check_date(day, what)
 
 
 def check_count(value: Any, what: str, limit: float = MAX_COUNT) -> float:

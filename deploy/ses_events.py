@@ -319,7 +319,7 @@ class _Span:
 def _json(text: str, problem: str) -> Any:
     """One JSON value; syntax errors, NaN/Infinity and nesting deeper than Python's stack are ValueErrors."""
     try:
-        return load_json(text, problem)
+        return load_json(text, problem, allow_nan=False)
     except ValueError as exc:
         raise ValueError(str(exc).replace(f"{problem}: not valid JSON", problem)) from None
 

@@ -262,6 +262,14 @@ def _check_new_out(out: Path) -> None:
         raise ConfigError(f"--out {out} exists and is not empty (and holds no run); name a new folder for the run")
 
 
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Delete what a killed save left: this module's own temporary names (``.model.*.tmp.zip`` ...), nothing else."""
+    for folder in (run_dir, run_dir / CHECKPOINT_DIR):
+        for stem, suffix in (("model", ".zip"), ("best_model", ".zip"), ("metrics", ".csv"), ("best", ".json")):
+            for path in folder.glob(f".{stem}.*.tmp{suffix}"):
+                path.unlink(missing_ok=True)
+
+
 def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
     """What ``--resume`` continues from: the latest periodic/interrupt checkpoint, else the final model."""
     for path in (run_dir / CHECKPOINT_DIR / MODEL_FILE, run_dir / MODEL_FILE):
@@ -328,6 +336,7 @@ def train(
         if vecnorm is not None:
             restore_normalization(vecnorm, checkpoint)
     if resume is not None:
+        remove_stale_temporaries(run_dir)
         truncate_metrics(run_dir / METRICS_FILE, model.num_timesteps)
 
     remaining = config["n_timesteps"] - model.num_timesteps
