@@ -245,3 +245,17 @@ def test_an_empty_folder_may_be_used_and_is_then_the_tools(tmp_path: Path) -> No
     export_run(exported()[0], out, days=2)
     assert json.loads((out / OUTPUT_MARKER).read_text())["tool"] == "ipwarmup export"
     shutil.rmtree(out)
+
+
+def test_train_out_must_be_new_or_empty(tmp_path: Path) -> None:
+    """train.py writes config.yaml, model.zip ... by name: a folder holding other files is refused."""
+    from training.config import ConfigError
+    from training.run import train
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "model.zip").write_bytes(b"someone else's")
+    with pytest.raises(ConfigError, match="exists and is not empty"):
+        train(ENV.split(":")[0], 0, theirs, 64, overrides={"n_envs": 4, "n_steps": 16, "batch_size": 32},
+              tensorboard=False)
+    assert os.listdir(theirs) == ["model.zip"] and (theirs / "model.zip").read_bytes() == b"someone else's"
