@@ -120,10 +120,9 @@ def test_summary_aggregates_each_configuration_over_its_seeds(sweep: dict) -> No
         assert row["ci_low"] == pytest.approx(scores.min()) and row["ci_high"] == pytest.approx(scores.max())
 
 
-def test_a_finished_sweep_run_again_trains_nothing(sweep: dict) -> None:
-    again = _cli(*_sweep_args(sweep["out"]))
-    assert again.returncode == 0, again.stderr
-    assert "all 4 trials already finished" in again.stdout
+def test_a_finished_sweep_run_again_trains_nothing(sweep: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    ipwarmup_cli.main(_sweep_args(sweep["out"]))  # in this process: Ray is not even started
+    assert "all 4 trials already finished" in capsys.readouterr().out
     assert _finished(sweep["out"]) == sweep["after"]
 
 
@@ -137,10 +136,8 @@ def test_evaluate_pools_a_sweep_configuration_and_refuses_a_sweep_of_several(
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1
     assert "has 2 configurations" in err and str(out / CONFIGS[0]) in err
-    pooled = subprocess.run([sys.executable, "evaluate.py", "--policy", str(out / CONFIGS[0]), "--env", ENV,
-                             "-n", "3", "--out", str(tmp_path / "r1"), "--no-plots", "-w", "1", "-q"],
-                            capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert pooled.returncode == 0, pooled.stderr
+    evaluate.main(["--policy", str(out / CONFIGS[0]), "--env", ENV, "-n", "3", "--out", str(tmp_path / "r1"),
+                   "--no-plots", "-w", "1", "-q"])
     episodes = pd.read_csv(tmp_path / "r1" / "episodes.csv")
     assert set(episodes["policy"]) == {f"sw/{CONFIGS[0]}"}
     assert len(episodes) == 2 * 3  # runs x episodes
