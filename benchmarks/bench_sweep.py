@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -25,13 +26,18 @@ LEARNING_RATES = ("3e-4", "1e-4")
 SEEDS = (0, 1)
 
 
-def timed(cmd: list[str]) -> float:
-    """Wall seconds of one command (its output discarded; a failure stops the benchmark with its stderr)."""
-    start = time.perf_counter()
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system of the processes it waited for) of one command; a failure stops the run.
+
+    Ray's worker processes are not waited for by the sweep's driver, so the sweep's CPU time comes from its
+    trials' records instead (``cpu_seconds`` in runs.csv).
+    """
+    start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
         sys.exit(f"bench_sweep: {' '.join(cmd[:4])} ... failed:\n{done.stderr[-2000:]}")
-    return time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.perf_counter() - start, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
 def main() -> None:
@@ -51,38 +57,43 @@ def main() -> None:
     python = sys.executable
     try:
         load_before = os.getloadavg()[0]
-        sequential = 0.0
+        sequential = sequential_cpu = 0.0
         for lr in LEARNING_RATES:
             for seed in SEEDS:
-                sequential += timed([python, "train.py", "--env", args.env, "--seed", str(seed), "-n",
+                wall, cpu = timed([python, "train.py", "--env", args.env, "--seed", str(seed), "-n",
                                      str(args.n_timesteps), "--out", str(scratch / "seq" / f"lr{lr}-s{seed}"),
                                      "--eval-episodes", str(args.eval_episodes), "--no-tensorboard",
                                      "-params", f"learning_rate:{lr}", *extra[1:]])
-        sweep = timed([python, "-m", "ipwarmup_cli", "sweep", "--env", args.env, "--seeds", *map(str, SEEDS), "-n",
+                sequential += wall
+                sequential_cpu += cpu
+        sweep, _ = timed([python, "-m", "ipwarmup_cli", "sweep", "--env", args.env, "--seeds", *map(str, SEEDS), "-n",
                        str(args.n_timesteps), "--out", str(scratch / "sweep"), "--grid",
                        f"learning_rate={','.join(LEARNING_RATES)}", "--eval-episodes", str(args.eval_episodes),
                        "--no-tensorboard", "-q", *extra])
         load_after = os.getloadavg()[0]
         with (scratch / "sweep" / "runs.csv").open() as handle:
-            trial_seconds = [float(row["seconds"]) for row in csv.DictReader(handle)]
+            rows = list(csv.DictReader(handle))
+        trial_seconds = [float(row["seconds"]) for row in rows]
+        trial_cpu = [float(row["cpu_seconds"]) for row in rows]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     runs = len(LEARNING_RATES) * len(SEEDS)
     cores = os.cpu_count() or 1
-    per_run = sequential / runs
-    per_trial = sum(trial_seconds) / len(trial_seconds)
-    print(f"{runs} runs of {args.n_timesteps:,} steps on {args.env} (+ report over {args.eval_episodes} episodes), "
-          f"{cores} cores, load average {load_before:.1f} before / {load_after:.1f} after")
-    print(f"one after another (train.py x {runs}): {sequential:7.1f} s  ({per_run:.1f} s per run)")
-    print(f"ipwarmup sweep (local Ray, {cores} slots): {sweep:7.1f} s  (trials {per_trial:.1f} s each inside Ray)")
+    per_trial, per_trial_cpu = sum(trial_seconds) / runs, sum(trial_cpu) / runs
     speedup = sequential / sweep
+    print(f"{runs} runs of {args.n_timesteps:,} steps on {args.env} (+ report over {args.eval_episodes} episodes), "
+          f"{cores} cores, load average {load_before:.1f} before / {load_after:.1f} after (1 minute)")
+    print(f"one after another (train.py x {runs}): {sequential:7.1f} s wall, {sequential_cpu:7.1f} s CPU "
+          f"({sequential / runs:.1f} s wall, {sequential_cpu / runs:.1f} s CPU per run)")
+    print(f"ipwarmup sweep (local Ray, {cores} slots): {sweep:7.1f} s wall "
+          f"(a trial inside Ray: {per_trial:.1f} s wall, {per_trial_cpu:.1f} s CPU)")
     print(f"speed-up: {speedup:.2f}x on {cores} cores (parallel efficiency {speedup / cores:.0%})")
-    print(f"cost of one run in the sweep: {sweep * cores / runs:.1f} core-seconds "
-          f"({sweep * cores / runs / args.n_timesteps * 1e6:.1f} core-microseconds per env step, report included)")
     slots = args.nodes * args.cores
-    per_hour = slots * 3600 / per_trial
-    print(f"plan: {args.nodes} machines x {args.cores} cores = {slots} trials at once -> about {per_hour:,.0f} runs "
-          f"of this size per hour (from {per_trial:.1f} s per trial; 1 machine: {per_hour / args.nodes:,.0f}/h)")
+    per_hour = slots * 3600 / per_trial_cpu
+    print(f"plan: {args.nodes} machines x {args.cores} cores = {slots} trials at once; a trial on a core of its own "
+          f"takes about its CPU time, {per_trial_cpu:.1f} s -> about {per_hour:,.0f} runs of this size per hour "
+          f"(one machine: {per_hour / args.nodes:,.0f}/h); {per_trial_cpu / args.n_timesteps * 1e6:.1f} "
+          f"CPU-microseconds per env step, report included")
 
 
 if __name__ == "__main__":

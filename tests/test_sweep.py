@@ -93,7 +93,9 @@ def test_the_killed_sweep_continues_without_redoing_finished_trials(sweep: dict)
     assert f"{4 - k} trials to run ({k} already finished)" in sweep["rerun"].stdout
 
 
-def test_every_trial_is_an_ordinary_run_folder(sweep: dict) -> None:
+def test_every_trial_is_an_ordinary_run_folder(sweep: dict, tmp_path: Path) -> None:
+    from deploy import export
+
     out = sweep["out"]
     for config, lr in zip(CONFIGS, (1e-3, 3e-4), strict=True):
         for seed in (0, 1):
@@ -104,6 +106,8 @@ def test_every_trial_is_an_ordinary_run_folder(sweep: dict) -> None:
             assert load_run_policy(run).artifacts.model.num_timesteps >= 1024
             report = json.loads((run / "report.json").read_text())
             assert read_trial(run)["kpis"]["return"] == report["mean_ci95"]["ppo"]["return"][0]
+    export.main([str(out / CONFIGS[0] / "s0"), "--out", str(tmp_path / "exported")])  # ipwarmup export
+    assert {"policy.onnx", "policy.json", "schedule.csv"} <= {p.name for p in (tmp_path / "exported").iterdir()}
 
 
 def test_summary_aggregates_each_configuration_over_its_seeds(sweep: dict) -> None:

@@ -330,7 +330,7 @@ def run_trial(task: TrialTask) -> dict[str, Any]:
     Where the worker does not see the driver's sweep folder, the trial runs in a scratch folder and its
     finished run folder comes back in the record as a tar archive for the driver to unpack.
     """
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     run_dir = Path(task.sweep_dir) / task.trial.config / f"s{task.trial.seed}"
     shared = sees_folder(Path(task.sweep_dir) / SWEEP_FILE, task.token)
     scratch = None if shared else Path(tempfile.mkdtemp(prefix="ipwarmup-trial-"))
@@ -341,7 +341,8 @@ def run_trial(task: TrialTask) -> dict[str, Any]:
             restarted = _train(task, work)
             kpis = _score(work, task.eval_episodes)
             record = {"status": "done", "config": task.trial.config, "seed": task.trial.seed,
-                      "seconds": round(time.perf_counter() - start, 2), "host": socket.gethostname(),
+                      "seconds": round(time.perf_counter() - start, 2),
+                      "cpu_seconds": round(time.process_time() - cpu, 2), "host": socket.gethostname(),
                       "restarted": restarted, "kpis": kpis}
             atomic_write_text(work / TRIAL_FILE, json.dumps(record, indent=2) + "\n")
         if scratch is not None:
@@ -591,6 +592,7 @@ def _rows(out: Path, plan: SweepPlan, outcome: SweepOutcome) -> Iterator[dict[st
         row: dict[str, Any] = {"config": trial.config, "seed": trial.seed, "status": status,
                                "run_dir": f"{trial.config}/s{trial.seed}",
                                "seconds": record.get("seconds") if record else None,
+                               "cpu_seconds": record.get("cpu_seconds") if record else None,
                                "host": record.get("host") if record else None}
         row.update({k: (record or {}).get("kpis", {}).get(k) for k in SCORED})
         row["error"] = error
