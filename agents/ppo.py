@@ -464,6 +464,39 @@ def check_checkpoint_shape(ckpt: Checkpoint, frames: int) -> None:
                        f"{len(PROVIDERS)}: retrain the run")
 
 
+def _mlp_parameters(config: dict[str, Any], obs_size: int) -> int | None:
+    """Parameters of the MlpPolicy ``config`` describes (actor, critic, heads), or None if it is not a plain MLP."""
+    arch = (config.get("policy_kwargs") or {}).get("net_arch", [64, 64])
+    pi, vf = (arch, arch) if isinstance(arch, list) else (arch.get("pi", []), arch.get("vf", [])) \
+        if isinstance(arch, dict) else (None, None)
+    if not isinstance(pi, list) or not isinstance(vf, list) or not all(_is_int(w, 1) for w in pi + vf):
+        return None
+    total = 0
+    for widths, head in ((pi, len(PROVIDERS)), (vf, 1)):
+        previous = obs_size
+        for width in [*widths, head]:
+            total += previous * width + width
+            previous = width
+    return total + len(PROVIDERS)  # log_std
+
+
+def check_network(ckpt: Checkpoint, config: dict[str, Any], where: Path) -> None:
+    """Before anything is built: the checkpoint's network is the one config.yaml describes, and of its size.
+
+    A crafted config.yaml could otherwise ask for a network of billions of weights, allocated (and slowly
+    initialized) before the mismatch with the checkpoint's arrays shows.
+    """
+    for key, default in (("policy", "MlpPolicy"), ("policy_kwargs", {})):
+        if ckpt.manifest.get(key) != (config.get(key) or default):
+            raise RunError(f"{ckpt.path} was trained with {key} {shorten(ckpt.manifest.get(key))}, but {where} says "
+                           f"{shorten(config.get(key) or default)}: the run folder's files do not belong together")
+    held = sum(int(a.size) for name, a in ckpt.tensors.items() if name.startswith("policy/"))
+    wanted = _mlp_parameters(config, int(ckpt.manifest["observation_size"]))
+    if wanted is not None and wanted > held:
+        raise RunError(f"{where} describes a network of {wanted:,} weights, {ckpt.path} holds {held:,}: the run "
+                       "folder's files do not belong together")
+
+
 def check_observation_shape(model: Any, model_path: Path, frames: int) -> None:
     """Refuse a model trained on another observation layout (an older version of the features) in one line."""
     if model.observation_space.shape != (frames * OBS_SIZE,):
@@ -480,10 +513,7 @@ def restore_model(model: Any, ckpt: Checkpoint, config: dict[str, Any], optimize
     import torch
 
     path = ckpt.path
-    for key, default in (("policy", "MlpPolicy"), ("policy_kwargs", {})):
-        if ckpt.manifest.get(key) != (config.get(key) or default):
-            raise RunError(f"{path} was trained with {key} {shorten(ckpt.manifest.get(key))}, but config.yaml says "
-                           f"{shorten(config.get(key) or default)}: the run folder's files do not belong together")
+    check_network(ckpt, config, Path("config.yaml"))
     expected = model.policy.state_dict()
     saved = {k.removeprefix("policy/"): v for k, v in ckpt.tensors.items() if k.startswith("policy/")}
     for name in sorted(set(expected) | set(saved)):
@@ -551,41 +581,48 @@ def _restore_optimizer(opt: Any, ckpt: Checkpoint) -> None:
         raise RunError(f"{path}: optimizer state does not fit the network ({exc})") from None
 
 
-class _SpacesOnlyEnv:
-    """Just enough of a VecEnv for SB3 to build a PPO model of given spaces; it cannot be stepped."""
+def _spaces_only_env(obs_size: int, n_actions: int) -> Any:
+    """Just enough of a VecEnv for SB3 to build a PPO model of these spaces; it cannot be stepped."""
+    from gymnasium import spaces
+    from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
-    def __new__(cls, obs_size: int, n_actions: int, n_envs: int) -> Any:
-        from gymnasium import spaces
-        from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+    class SpacesOnly(VecEnv):
+        def reset(self) -> Any:
+            raise RuntimeError("a loaded policy has no environment")
 
-        class SpacesOnly(VecEnv):
-            def reset(self) -> Any:
-                raise RuntimeError("a loaded policy has no environment")
+        def step_async(self, actions: np.ndarray) -> None:
+            raise RuntimeError("a loaded policy has no environment")
 
-            def step_async(self, actions: np.ndarray) -> None:
-                raise RuntimeError("a loaded policy has no environment")
+        def step_wait(self) -> Any:
+            raise RuntimeError("a loaded policy has no environment")
 
-            def step_wait(self) -> Any:
-                raise RuntimeError("a loaded policy has no environment")
+        def close(self) -> None:
+            return None
 
-            def close(self) -> None:
-                return None
+        def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+            return [None] * self.num_envs
 
-            def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
-                return [None] * self.num_envs
+        def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+            return None
 
-            def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
-                return None
+        def env_method(self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any) -> list[Any]:
+            return [None] * self.num_envs
 
-            def env_method(self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any) -> list[Any]:
-                return [None] * self.num_envs
+        def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
+            return [False] * self.num_envs
 
-            def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
-                return [False] * self.num_envs
+    return SpacesOnly(1, spaces.Box(-np.inf, np.inf, (obs_size,), np.float32),
+                      spaces.Box(-1.0, 1.0, (n_actions,), np.float32))
 
-        obs = spaces.Box(-np.inf, np.inf, (obs_size,), np.float32)
-        act = spaces.Box(-1.0, 1.0, (n_actions,), np.float32)
-        return SpacesOnly(n_envs, obs, act)
+
+def validate_run_config(config: dict[str, Any], run_dir: Path) -> None:
+    """A run's config.yaml holds what training accepts (``training.config.validate_config``), or RunError."""
+    from training.config import ConfigError, validate_config
+
+    try:
+        validate_config(dict(config))
+    except ConfigError as exc:
+        raise RunError(f"{run_dir / CONFIG_FILE}: {exc}") from None
 
 
 def model_from_config(config: dict[str, Any], obs_size: int, where: Path) -> Any:
@@ -594,20 +631,16 @@ def model_from_config(config: dict[str, Any], obs_size: int, where: Path) -> Any
 
     from stable_baselines3 import PPO
 
-    from training.config import ConfigError, make_policy_kwargs, validate_config
+    from training.config import make_policy_kwargs
 
-    try:
-        validate_config(dict(config))
-    except ConfigError as exc:
-        raise RunError(f"{where}: {exc}") from None
     skip = {"self", "env", "seed", "device", "tensorboard_log", "verbose", "_init_setup_model", "policy_kwargs"}
     arguments = set(inspect.signature(PPO.__init__).parameters) - skip
     kwargs = {k: v for k, v in config.items() if k in arguments}
-    n_envs = int(config.get("n_envs", 1))
+    kwargs.update(n_steps=2, batch_size=2)  # the rollout buffer is not used for acting: keep it tiny
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # SB3's mini-batch size advice concerns training, not loading
-            return PPO(env=_SpacesOnlyEnv(obs_size, len(PROVIDERS), n_envs), device="cpu", verbose=0,
+            return PPO(env=_spaces_only_env(obs_size, len(PROVIDERS)), device="cpu", verbose=0,
                        policy_kwargs=make_policy_kwargs(config), **kwargs)
     except Exception as exc:  # noqa: BLE001 - SB3 refuses a config in many ways; each becomes one line
         raise RunError(f"{where}: cannot build the network ({type(exc).__name__}: {exc})") from None
@@ -617,6 +650,7 @@ def load_run(run_dir: str | Path, best: bool = True) -> RunArtifacts:
     """Load a run folder; prefer the best evaluated model when ``best`` and it exists."""
     run_dir = Path(run_dir)
     config = read_config(run_dir)
+    validate_run_config(config, run_dir)
     use_best = best and (run_dir / BEST_MODEL_FILE).exists()
     model_path = run_dir / (BEST_MODEL_FILE if use_best else MODEL_FILE)
     if not model_path.exists():
@@ -627,6 +661,7 @@ def load_run(run_dir: str | Path, best: bool = True) -> RunArtifacts:
     ckpt = read_checkpoint(model_path)
     frames = int(config.get("frame_stack", 1))
     check_checkpoint_shape(ckpt, frames)
+    check_network(ckpt, config, run_dir / CONFIG_FILE)
     model = model_from_config(config, frames * OBS_SIZE, run_dir / CONFIG_FILE)
     restore_model(model, ckpt, config, optimizer=False)
     if config.get("normalize", True) and ckpt.normalization is None:

@@ -228,6 +228,41 @@ def test_a_crafted_checkpoint_is_refused_in_one_line(tmp_path: Path, mutate: Any
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize(("change", "message"), [
+    ({"policy_kwargs": {"net_arch": [10**8], "activation_fn": "tanh"}}, "the run folder's files do not belong"),
+    ({"frame_stack": "two"}, "config.yaml: hyperparameter 'frame_stack' must be int"),
+    ({"n_steps": 10**12, "n_envs": 10**9}, None),  # rollout sizes do not matter for acting: loads, allocates nothing
+])
+def test_a_crafted_config_cannot_make_loading_allocate_a_huge_network(tmp_path: Path, change: dict[str, Any],
+                                                                      message: str | None) -> None:
+    run = copy_run(tmp_path)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    (run / "config.yaml").write_text(yaml.safe_dump({**config, **change}))
+    if message is None:
+        load_run(run)
+        return
+    with pytest.raises(RunError, match=message.replace("(", r"\(")):
+        load_run(run)
+
+
+def test_a_checkpoint_and_config_that_agree_on_a_huge_network_are_refused_before_building(tmp_path: Path) -> None:
+    """The manifest may claim anything; the weights it really holds bound what is built."""
+    run = copy_run(tmp_path)
+    (run / "best_model.zip").unlink(missing_ok=True)
+    frames = 100_000
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    (run / "config.yaml").write_text(yaml.safe_dump({**config, "frame_stack": frames}))
+
+    def claim(members: dict[str, bytes], manifest: dict[str, Any]) -> None:
+        manifest.update(frame_stack=frames, observation_size=frames * (manifest["observation_size"] // 2),
+                        normalization=None)
+        members.pop("normalization.json")
+
+    _rewrite(run / "model.zip", claim)
+    with pytest.raises(RunError, match="describes a network of"):
+        load_run(run)
+
+
 @pytest.mark.parametrize(("content", "message"), [
     (lambda data: data[: len(data) // 2], "not a readable checkpoint (truncated"),
     (lambda data: b"PK\x03\x04" + b"\0" * 100, "not a readable checkpoint"),

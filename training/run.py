@@ -40,6 +40,7 @@ from agents.ppo import (
     RunError,
     RunPolicy,
     check_checkpoint_shape,
+    check_network,
     check_observation_shape,
     checkpoint_bytes,
     is_legacy_model,
@@ -48,6 +49,7 @@ from agents.ppo import (
     read_metrics,
     restore_model,
     restore_normalization,
+    validate_run_config,
     write_checkpoint,
 )
 from core.util import (
@@ -319,10 +321,12 @@ def train(
         raise ConfigError(f"training seed must be in [0, {TRAINING_SEED_LIMIT}) so evaluation seeds stay unseen, "
                           f"got {seed}")
     _check_env_id(config["env_id"])
+    validate_run_config(config, run_dir)
     frames = int(config.get("frame_stack", 1))
     checkpoint = latest_checkpoint(run_dir) if resume is not None else None
     if checkpoint is not None:
         check_checkpoint_shape(checkpoint, frames)
+        check_network(checkpoint, config, run_dir / CONFIG_FILE)
 
     venv = make_training_env(config, seed)
     if resume is None:
