@@ -7,7 +7,7 @@ proposes configurations from the YAML search space; Ray runs the trials (one CPU
 the cluster has CPUs); the periodic evaluation of each trial (``--n-evaluations`` evenly spaced, on the
 fixed evaluation seeds) feeds Optuna's median pruner, as RL Zoo prunes. A trial's value is its last
 evaluation's mean return. The study lives in an actor on the driver's machine that owns ``DIR/study.db``
-(SQLite), so trials anywhere in the cluster report to it. The sweep folder::
+(SQLite), so trials anywhere in the cluster report to it. The tune folder::
 
     DIR/tune.json        the marker: what is searched; a rerun must match it (--trials may grow)
     DIR/study.db         the Optuna study: rerunning the command continues it without redoing finished trials
@@ -265,7 +265,8 @@ def pruning_callback(task: TuneTask, run_dir: Path) -> Any:
             self.last_eval = self.num_timesteps
 
         def _on_step(self) -> bool:
-            if self.num_timesteps - self.last_eval < task.config["eval_freq"]:
+            every = task.config["eval_freq"]
+            if every <= 0 or self.num_timesteps - self.last_eval < every:
                 return True
             self.last_eval = self.num_timesteps
             rows = read_metrics(run_dir / METRICS_FILE)
@@ -382,8 +383,8 @@ def prepare_tune_out(out: Path, plan: TunePlan, command: str) -> str:
 
 
 def run_tune(plan: TunePlan, out: Path, *, address: str | None = None, num_cpus: int | None = None,
-             cpus_per_trial: float = 1, progress: bool | None = None, command: str = "",
-             tensorboard: bool = False) -> dict[str, Any] | None:
+             cpus_per_trial: float = 1, parallel: int | None = None, progress: bool | None = None,
+             command: str = "", tensorboard: bool = False) -> dict[str, Any] | None:
     """Run trials until ``plan.n_trials`` have finished (complete or pruned); write trials.csv and best.yml.
 
     Returns the best trial (number, value, config) or None. Failed trials are reported and do not stop
@@ -411,6 +412,7 @@ def run_tune(plan: TunePlan, out: Path, *, address: str | None = None, num_cpus:
         stale: int = ray.get(keeper.recover.remote())
         done: int = ray.get(keeper.finished.remote())
         slots = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_trial))
+        slots = min(slots, parallel or slots)  # TPE learns only from finished trials: fewer at once search better
         remote = ray.remote(tune_trial).options(num_cpus=cpus_per_trial, max_retries=0)
         print(f"{done} of {plan.n_trials} trials already finished" + (f" ({stale} interrupted, queued again)"
                                                                      if stale else "") + f"; {slots} parallel slot(s)",
@@ -496,6 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="Ray cluster to run on (HOST:PORT or auto); default: a local Ray")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all of this machine)")
     p.add_argument("--cpus-per-trial", type=float, default=1, help="CPUs reserved per trial (default 1)")
+    p.add_argument("--parallel", type=int, default=None, help="trials at once at most (default: every free slot)")
     p.add_argument("-tb", "--tensorboard", action=argparse.BooleanOptionalAction, default=False,
                    help="TensorBoard logs in each trial's folder (default off)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -509,14 +512,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     prog = "ipwarmup tune"
-    if args.cpus_per_trial <= 0 or (args.num_cpus is not None and args.num_cpus < 1):
-        fail(prog, "--cpus-per-trial must be positive and --num-cpus at least 1")
+    if args.cpus_per_trial <= 0 or any(v is not None and v < 1 for v in (args.num_cpus, args.parallel)):
+        fail(prog, "--cpus-per-trial must be positive, --num-cpus and --parallel at least 1")
     try:
         plan = plan_tune(args.env, args.n_timesteps, args.trials, args.space, args.conf_file,
                          parse_params(args.hyperparams), args.seed, args.sampler_seed, args.n_evaluations,
                          args.eval_episodes)
         best = run_tune(plan, args.out, address=args.address, num_cpus=args.num_cpus,
-                        cpus_per_trial=args.cpus_per_trial, progress=False if args.quiet else None,
+                        cpus_per_trial=args.cpus_per_trial, parallel=args.parallel,
+                        progress=False if args.quiet else None,
                         command=shlex.join(["ipwarmup", "tune", *argv]), tensorboard=args.tensorboard)
     except (ConfigError, SweepError) as exc:
         fail(prog, exc)
