@@ -18,7 +18,7 @@ from typing import Any
 
 from core.util import OneLineParser, fail, shorten
 from deploy import runtime as rt
-from deploy.ses_events import EventSummary, StatsError, read_stats
+from deploy.ses_events import EventSummary, ProviderMap, StatsError, read_stats
 
 
 def parse_demand(items: Sequence[str], providers: Sequence[str]) -> dict[str, float]:
@@ -108,14 +108,15 @@ def recommend(policy: Path, stats: Path, mapping: Path | None = None, demand: Se
               start: str | None = None, audience: Sequence[str] = ()) -> tuple[rt.Recommendation, EventSummary | None]:
     """Load the card, read the statistics, and ask the runtime for tomorrow's caps.
 
-    Every argument is checked before the statistics are read: the audience, the start date, the card, the demand.
+    Every argument is checked before the statistics are read: audience, start date, card, demand, mapping.
     """
     tiers = parse_audience(audience)  # before anything is read: a typo here costs nothing
     if start is not None:
         rt.parse_date(start, "--start")
     runtime = rt.load(policy)
     tomorrow = parse_demand(demand, runtime.providers) or None
-    rows, summary = read_stats(stats, runtime.providers, mapping)
+    provider_map = ProviderMap.load(mapping, runtime.providers) if mapping is not None else None
+    rows, summary = read_stats(stats, runtime.providers, mapping=provider_map)
     return runtime.recommend(rows, start=start, demand=tomorrow, audience=tiers), summary
 
 

@@ -53,6 +53,7 @@ from core.providers import FALLBACK_PROVIDER, PROVIDER_RECORDS
 from core.util import load_json, read_regular_file, safe_yaml_load, shorten
 from deploy.runtime import (
     COLUMNS,
+    DASHBOARD_COLUMNS,
     MAX_COUNT,
     MAX_SPAN_DAYS,
     OPTIONAL_COLUMNS,
@@ -386,7 +387,7 @@ def parse_csv(lines: Iterable[str], providers: Sequence[str], source: str = "sta
                 header = [h.strip() for h in next(reader)]
         except StopIteration:
             raise StatsError(f"{source}: the file is empty") from None
-        known = ("date", "provider") + COLUMNS
+        known = ("date", "provider") + COLUMNS + tuple(DASHBOARD_COLUMNS)
         for name in header:
             if name not in known:
                 raise StatsError(f"{source} line {reader.line_num}: unknown column {shorten(name)} "
@@ -434,6 +435,8 @@ def parse_csv(lines: Iterable[str], providers: Sequence[str], source: str = "sta
                         row[column] = None
                         continue
                     row[column] = _number(text, column)
+                for column in DASHBOARD_COLUMNS:  # words (HIGH, green, none): the runtime validates them
+                    row[column] = raw.get(column) or None
                 _consistent(row)
             except ValueError as exc:
                 raise StatsError(f"{source} line {number}: {exc}") from None
@@ -485,18 +488,21 @@ def read_lines(path: Path, max_line: int, max_bytes: int, what: str) -> Generato
                 raise StatsError(f"{path} line {number}: not UTF-8 text") from None
 
 
-def read_stats(path: Path, providers: Sequence[str], mapping_file: Path | None = None
-               ) -> tuple[list[dict[str, Any]], EventSummary | None]:
-    """CSV or SES JSON lines (told apart by the first non-blank character: ``{`` means JSON), streamed."""
+def read_stats(path: Path, providers: Sequence[str], mapping_file: Path | None = None,
+               mapping: ProviderMap | None = None) -> tuple[list[dict[str, Any]], EventSummary | None]:
+    """CSV or SES JSON lines (told apart by the first non-blank character: ``{`` means JSON), streamed.
+
+    SES recipients map to providers with ``mapping`` (already loaded), else ``mapping_file``, else the defaults.
+    """
     path = Path(path)
-    with contextlib.closing(read_lines(path, MAX_EVENT_LINE, MAX_EVENTS_BYTES, "an SES event file")) as lines:
+    with contextlib.closing(read_lines(path, MAX_EVENT_LINE, MAX_EVENTS_BYTES, "a statistics file")) as lines:
         head: list[str] = []
         for line in lines:
             head.append(line)
             if line.strip():
                 break
         if head and head[-1].lstrip().startswith("{"):
-            mapping = ProviderMap.load(mapping_file, providers)
+            mapping = mapping or ProviderMap.load(mapping_file, providers)
             rows, summary = parse_events(itertools.chain(head, lines), mapping, str(path))
             if not rows:
                 raise StatsError(f"{path}: no events that carry statistics")

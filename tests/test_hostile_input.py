@@ -264,3 +264,9 @@ def test_a_long_value_is_cut_short_in_messages() -> None:
         parse_csv((HEADER + ROW.replace("gmail", "x" * 5000)).splitlines(keepends=True), PROVIDERS)
     assert len(str(caught.value)) < 300 and "(5002 chars)" in str(caught.value)
     assert np.all([len(line) < 300 for line in str(caught.value).splitlines()])
+
+
+def test_every_recommend_argument_is_checked_even_when_unused(run: Any, tmp_path: Path) -> None:
+    """A --mapping that cannot be read is refused with CSV statistics too (it would be used with SES events)."""
+    result = recommend(run, tmp_path, "stats.csv", HEADER + ROW, "--mapping", str(tmp_path / "missing.yaml"))
+    assert_one_line(result, "missing.yaml does not exist")
