@@ -1,8 +1,8 @@
 """ipwarmup sweep and tune: a tiny sweep on local Ray through the user's command, killed and resumed; its
 folder fed to evaluate.py; a tiny Optuna search; bad input in one line.
 
-Ray starts only in the subprocesses (each command starts its own local Ray, a few seconds each), so the
-module runs four Ray sessions: the killed sweep, its rerun, and the tune run.
+Ray starts only in the subprocesses (each command starts its own local Ray, a few seconds each), three
+times in the module: the killed sweep, its rerun, and the tune run.
 """
 
 from __future__ import annotations
@@ -62,10 +62,21 @@ def _finished(out: Path) -> dict[str, tuple[int, str]]:
             for p in sorted(out.glob(f"*/s*/{TRIAL_FILE}"))}
 
 
-@pytest.fixture(scope="module")
-def sweep(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The tiny sweep (2 variants x 2 seeds), its driver SIGKILLed after the first trial finished, then rerun."""
-    out = tmp_path_factory.mktemp("sweep") / "sw"
+def test_a_tiny_sweep_on_local_ray(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """2 variants x 2 seeds through the user's command, the driver SIGKILLed after its first trial, run again.
+
+    One test, not a module fixture shared by several: under ``pytest -n 2`` each worker would run the sweep.
+    """
+    sweep = _killed_and_resumed_sweep(tmp_path / "sw")
+    _check_the_killed_sweep_continues_without_redoing_finished_trials(sweep)
+    _check_every_trial_is_an_ordinary_run_folder(sweep, tmp_path / "exported")
+    _check_summary_aggregates_each_configuration_over_its_seeds(sweep)
+    _check_a_finished_sweep_run_again_trains_nothing(sweep, capsys)
+    _check_evaluate_pools_a_sweep_configuration_and_refuses_a_sweep_of_several(sweep, tmp_path, capsys)
+    _check_a_sweep_of_one_configuration_is_one_policy(sweep, tmp_path / "single")
+
+
+def _killed_and_resumed_sweep(out: Path) -> dict:
     proc = subprocess.Popen([sys.executable, "-m", "ipwarmup_cli", *_sweep_args(out)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -83,7 +94,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"out": out, "before": before_kill, "rerun": rerun, "after": _finished(out)}
 
 
-def test_the_killed_sweep_continues_without_redoing_finished_trials(sweep: dict) -> None:
+def _check_the_killed_sweep_continues_without_redoing_finished_trials(sweep: dict) -> None:
     assert sweep["rerun"].returncode == 0, sweep["rerun"].stderr
     assert 1 <= len(sweep["before"]) < 4  # killed mid-way
     assert set(sweep["after"]) == {f"{c}/s{s}" for c in CONFIGS for s in (0, 1)}
@@ -93,7 +104,7 @@ def test_the_killed_sweep_continues_without_redoing_finished_trials(sweep: dict)
     assert f"{4 - k} trials to run ({k} already finished)" in sweep["rerun"].stdout
 
 
-def test_every_trial_is_an_ordinary_run_folder(sweep: dict, tmp_path: Path) -> None:
+def _check_every_trial_is_an_ordinary_run_folder(sweep: dict, exported: Path) -> None:
     from deploy import export
 
     out = sweep["out"]
@@ -106,11 +117,11 @@ def test_every_trial_is_an_ordinary_run_folder(sweep: dict, tmp_path: Path) -> N
             assert load_run_policy(run).artifacts.model.num_timesteps >= 1024
             report = json.loads((run / "report.json").read_text())
             assert read_trial(run)["kpis"]["return"] == report["mean_ci95"]["ppo"]["return"][0]
-    export.main([str(out / CONFIGS[0] / "s0"), "--out", str(tmp_path / "exported")])  # ipwarmup export
-    assert {"policy.onnx", "policy.json", "schedule.csv"} <= {p.name for p in (tmp_path / "exported").iterdir()}
+    export.main([str(out / CONFIGS[0] / "s0"), "--out", str(exported)])  # ipwarmup export
+    assert {"policy.onnx", "policy.json", "schedule.csv"} <= {p.name for p in exported.iterdir()}
 
 
-def test_summary_aggregates_each_configuration_over_its_seeds(sweep: dict) -> None:
+def _check_summary_aggregates_each_configuration_over_its_seeds(sweep: dict) -> None:
     out = sweep["out"]
     summary = pd.read_csv(out / "summary.csv")
     runs = pd.read_csv(out / "runs.csv")
@@ -124,13 +135,13 @@ def test_summary_aggregates_each_configuration_over_its_seeds(sweep: dict) -> No
         assert row["ci_low"] == pytest.approx(scores.min()) and row["ci_high"] == pytest.approx(scores.max())
 
 
-def test_a_finished_sweep_run_again_trains_nothing(sweep: dict, capsys: pytest.CaptureFixture[str]) -> None:
+def _check_a_finished_sweep_run_again_trains_nothing(sweep: dict, capsys: pytest.CaptureFixture[str]) -> None:
     ipwarmup_cli.main(_sweep_args(sweep["out"]))  # in this process: Ray is not even started
     assert "all 4 trials already finished" in capsys.readouterr().out
     assert _finished(sweep["out"]) == sweep["after"]
 
 
-def test_evaluate_pools_a_sweep_configuration_and_refuses_a_sweep_of_several(
+def _check_evaluate_pools_a_sweep_configuration_and_refuses_a_sweep_of_several(
         sweep: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import evaluate
 
@@ -151,8 +162,7 @@ def test_evaluate_pools_a_sweep_configuration_and_refuses_a_sweep_of_several(
     assert (summary[summary["kpi"] == "return"]["episodes"] == 6).all()
 
 
-def test_a_sweep_of_one_configuration_is_one_policy(sweep: dict, tmp_path: Path) -> None:
-    single = tmp_path / "single"
+def _check_a_sweep_of_one_configuration_is_one_policy(sweep: dict, single: Path) -> None:
     shutil.copytree(sweep["out"] / CONFIGS[1], single / CONFIGS[1])
     marker = json.loads((sweep["out"] / SWEEP_FILE).read_text())
     marker["configs"] = {CONFIGS[1]: marker["configs"][CONFIGS[1]]}
