@@ -75,19 +75,22 @@ import onnxruntime as ort
 from core.actions import MIN_SHARE, action_to_share
 from core.features import (
     GLOBAL_FEATURES,
+    POSTMASTER_BANDS,
     SES_DECAY,
+    SNDS_COLOURS,
     feature_names,
     global_features,
     provider_features,
     rate,
     ses_rate,
 )
-from core.providers import TIERS
+from core.providers import POSTMASTER, PROVIDERS, SNDS, TIERS
 from core.util import load_json, read_regular_file, shorten
 
-LEARNED_VARIANCE = 1e-4
-"""Training variance of an audience feature below which the policy never saw lists differ (fixed-list scenarios)."""
-SCHEMA_VERSION = 2  # 2: quadratic-log action decoding, 63 features (the audience), recommend(audience=...)
+LEARNED_VARIANCE = 1e-5
+"""Training variance of an audience feature below which the policy never saw lists differ (fixed-list scenarios:
+about 1e-8). The narrowest tier of a varied list has a variance near 1.6e-4, and a short run samples few lists."""
+SCHEMA_VERSION = 3  # 3: simulator v1 (67 features: the dashboards; account-wide SES rates); 2: the audience
 """Version of the policy card and of the ONNX graph's interface; a runtime refuses any other."""
 CARD_FILE = "policy.json"
 ONNX_FILE = "policy.onnx"
@@ -98,8 +101,21 @@ METADATA_PREFIX = "ipwarmup."
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("sent", "delivered", "deferred", "bounced", "blocked", "complaints")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("opens", "expired", "queued", "backlog", "demand", "warmup_percentage",
-                                     "first_attempts")
+                                     "first_attempts", "overflow", "overflow_delivered", "overflow_bounced",
+                                     "overflow_complaints")
+OVERFLOW_COLUMNS: tuple[str, ...] = ("overflow", "overflow_delivered", "overflow_bounced", "overflow_complaints")
+"""What the overflow route (shared pool, other IPs) sent, delivered, hard-bounced and drew as complaints that day:
+SES computes its bounce and complaint rates per account, whatever IP sent the mail. Missing, they count as 0 (the
+rates then cover the new IP alone)."""
 COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+DASHBOARD_COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "postmaster_band": (PROVIDERS[POSTMASTER], POSTMASTER_BANDS),
+    "snds_colour": (PROVIDERS[SNDS], SNDS_COLOURS),
+}
+"""Optional dashboard columns: the provider whose row carries it and its values, worst/best first; ``none``
+means the dashboard showed nothing that day (too little volume). Each row holds the dashboard's value for its
+own date (Postmaster and SNDS date their data); the policy sees it the morning after the next day, as published."""
+NOT_SHOWN = "none"
 AUDIENCE_TIERS: tuple[str, ...] = TIERS
 """Engagement tiers of the list by last open, most engaged first (``core.providers.TIERS``)."""
 AUDIENCE_SUM_TOLERANCE = 0.01
@@ -262,7 +278,26 @@ class History:
                     continue
                 values[column][i, p] = check_count(value, f"{providers[p]} on {day}: {column}",
                                                    100.0 if column == "warmup_percentage" else MAX_COUNT)
+        for column, (owner, levels) in DASHBOARD_COLUMNS.items():
+            values[column] = np.full(n_days, np.nan)
+            for (day, p), row in parsed.items():
+                value = row.get(column)
+                if value is None or value == "" or providers[p] != owner:
+                    continue
+                values[column][(day - begin).days] = dashboard_code(value, levels,
+                                                                    f"{providers[p]} on {day}: {column}")
         return History(begin, providers, values)
+
+
+def dashboard_code(value: Any, levels: tuple[str, ...], what: str) -> float:
+    """A dashboard value as its code: the index in ``levels`` (case-insensitive), -1 for ``none``."""
+    text = str(value).strip().lower()
+    names = [level.lower() for level in levels]
+    if text == NOT_SHOWN:
+        return -1.0
+    if text not in names:
+        raise HistoryError(f"{what} must be one of {', '.join(levels)} or {NOT_SHOWN}, got {shorten(value)}")
+    return float(names.index(text))
 
 
 @dataclass
@@ -354,15 +389,26 @@ def _observations(history: History, fbl: np.ndarray, frames: int, demand_hint: n
     frame_days = np.arange(first_day, d + 1)
     ages = frame_days[:, None] - np.arange(1, d + 1)[None, :]  # [k, d]
     weights = np.where(ages >= 0, SES_DECAY ** np.maximum(ages, 0), 0.0)
-    sums = weights @ np.stack([v["first_attempts"].sum(-1), v["bounced"].sum(-1), (v["delivered"] * fbl).sum(-1),
-                               v["fbl_complaints"].sum(-1)], axis=-1)  # [k, 4]
+    route = {c: np.nan_to_num(v[c]) for c in OVERFLOW_COLUMNS}  # account-wide: every route counts
+    sums = weights @ np.stack([(v["first_attempts"] + route["overflow"]).sum(-1),
+                               (v["bounced"] + route["overflow_bounced"]).sum(-1),
+                               ((v["delivered"] + route["overflow_delivered"]) * fbl).sum(-1),
+                               (v["fbl_complaints"] + route["overflow_complaints"] * fbl).sum(-1)], axis=-1)  # [k, 4]
     g = per.shape[1] * per.shape[2]  # first global feature
     obs = np.empty((frames, g + len(GLOBAL_FEATURES)), np.float32)
     obs[: frames - k] = np.nan
     real = obs[frames - k:]
     real[:, :g] = per.reshape(k, -1)
+    # A dashboard's value for day t is published the morning after day t + 1: frame day f shows day f - 1's.
+    published = {}
+    for column in DASHBOARD_COLUMNS:
+        by_day = np.concatenate([[-1.0, -1.0], v[column]])  # frame days 0 and 1: nothing published yet
+        if d and np.isnan(v[column]).all():
+            by_day[2:] = np.nan  # the sender does not report this dashboard: the training mean stands in
+        published[column] = by_day[frame_days]
     real[:, g:] = global_features(frame_days, demand.sum(-1), ses_rate(sums[:, 1], sums[:, 0]),
-                                  ses_rate(sums[:, 3], sums[:, 2]), np.broadcast_to(tiers, (k, len(tiers))))
+                                  ses_rate(sums[:, 3], sums[:, 2]), np.broadcast_to(tiers, (k, len(tiers))),
+                                  published["postmaster_band"], published["snds_colour"])
     return obs
 
 

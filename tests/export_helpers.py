@@ -87,7 +87,15 @@ def audience_args(info: dict[str, Any]) -> list[str]:
 
 def stats_rows(infos: list[dict[str, Any]], shares: list[np.ndarray], columns: tuple[str, ...]) -> list[dict[str, Any]]:
     """Per-day, per-provider statistics rows as a sender would report them, from the simulator's info."""
+    from core.features import POSTMASTER_BANDS, SNDS_COLOURS
     from core.providers import PROVIDERS
+
+    def dashboard(d: int, key: str, levels: tuple[str, ...]) -> str | None:
+        """Day d's value, which the simulator publishes the morning after day d + 1 (unknown for the last day)."""
+        if d + 1 >= len(infos):
+            return None
+        code = int(infos[d + 1][key])
+        return "none" if code < 0 else levels[code]
 
     rows = []
     for d, (info, share) in enumerate(zip(infos, shares, strict=True)):
@@ -98,9 +106,16 @@ def stats_rows(infos: list[dict[str, Any]], shares: list[np.ndarray], columns: t
                 "complaints": info["complaints"][i] * info["fbl"][i], "opens": info["opens"][i],
                 "expired": info["expired"][i], "queued": info["queued"][i], "backlog": info["backlog"][i],
                 "demand": info["demand_by_provider"][i], "warmup_percentage": 100.0 * float(share[i]),
+                "overflow": info["overflow"][i], "overflow_delivered": info["overflow_delivered"][i],
+                "overflow_bounced": info["overflow_bounced"][i],
+                "overflow_complaints": info["overflow_complaints"][i] * info["fbl"][i],
             }
             row: dict[str, Any] = {"date": START + dt.timedelta(days=d), "provider": p}
             row.update({k: (float(v) if k == "warmup_percentage" else int(v)) for k, v in full.items() if k in columns})
+            if "postmaster_band" in columns:  # Gmail's row carries it; the other rows leave it empty
+                row["postmaster_band"] = dashboard(d, "postmaster_band", POSTMASTER_BANDS) if p == "gmail" else None
+            if "snds_colour" in columns:
+                row["snds_colour"] = dashboard(d, "snds_colour", SNDS_COLOURS) if p == "microsoft" else None
             rows.append(row)
     return rows
 

@@ -39,9 +39,9 @@ class RampPolicy:
 
 
 def episode(seed: int = 0) -> tuple[list[dict], list[np.ndarray]]:
-    """An 8-day episode from low reputation at 40,000 emails/day, 24 h retry window: every event type occurs."""
+    """An 8-day episode of a cold IP pushed at 40,000 emails/day, 24 h retry window: every event type occurs."""
     _, infos, shares = simulate(RampPolicy(), seed=seed, noise=0.1, horizon=8, demand=40_000, retry_window_hours=24,
-                                initial_reputation=(0.22, 0.22))
+                                initial_reputation=(0.4, 0.4))
     return infos, shares
 
 
@@ -122,7 +122,9 @@ def _episode_csv(path: Path) -> tuple[Path, list[dict[str, Any]], list[dict[str,
     _, folder = exported()
     infos, shares = episode(3)
     rows = stats_rows(infos, shares, ("sent", "delivered", "deferred", "bounced", "blocked", "complaints", "opens",
-                                      "expired", "queued", "demand", "warmup_percentage"))
+                                      "expired", "queued", "demand", "warmup_percentage", "overflow",
+                                      "overflow_delivered", "overflow_bounced", "overflow_complaints",
+                                      "postmaster_band", "snds_colour"))
     _write_csv(path, rows)
     return folder, infos, rows
 

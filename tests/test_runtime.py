@@ -22,7 +22,8 @@ from deploy import runtime as rt
 
 REPO = Path(__file__).resolve().parent.parent
 ALL_COLUMNS = ("sent", "delivered", "deferred", "bounced", "blocked", "complaints", "opens", "expired", "queued",
-               "backlog", "demand", "warmup_percentage")
+               "backlog", "demand", "warmup_percentage", "overflow", "overflow_delivered", "overflow_bounced",
+               "overflow_complaints", "postmaster_band", "snds_colour")
 
 
 HEAVY = ("torch", "stable_baselines3", "gymnasium", "envs", "onnx")
@@ -50,7 +51,8 @@ def test_runtime_and_recommend_through_the_package_import_neither_torch_nor_sb3_
     ("ipwarmup/NewIP-v1", ALL_COLUMNS),
     # queued and first attempts derived, backlog defaulted: exact when mail overflows to other IPs.
     ("ipwarmup/NewIP-v1", ("sent", "delivered", "deferred", "bounced", "blocked", "complaints", "opens", "expired",
-                           "demand", "warmup_percentage")),
+                           "demand", "warmup_percentage", "overflow", "overflow_delivered", "overflow_bounced",
+                           "overflow_complaints", "postmaster_band", "snds_colour")),
     ("ipwarmup/AddIP-v1", ALL_COLUMNS),
     ("ipwarmup/Randomized-v1", ALL_COLUMNS),
     ("ipwarmup/SelfHosted-v1", ALL_COLUMNS),  # no overflow: a backlog builds up and expires
@@ -125,8 +127,9 @@ def test_missing_audience_is_imputed_with_the_training_mean_and_reported() -> No
                  complaints=0, opens=20, expired=0, queued=5, demand=1000, warmup_percentage=10.0 * d)
             for d in (1, 2) for p in PROVIDERS]
     without = runtime.recommend(rows)
-    assert without.imputed == sorted(names) and without.audience is None
-    assert without.as_dict()["imputed"] == sorted(names)
+    dashboards = ["gmail_postmaster_band", "gmail_postmaster_shown", "microsoft_snds_colour", "microsoft_snds_shown"]
+    assert without.imputed == sorted(names + dashboards) and without.audience is None  # no dashboard columns either
+    assert without.as_dict()["imputed"] == sorted(names + dashboards)
     obs = runtime.observations(rt.History.from_rows(rows, PROVIDERS))
     assert np.isnan(obs[:, [LAYOUT.index(None, n) for n in names]]).all()
 
@@ -134,7 +137,7 @@ def test_missing_audience_is_imputed_with_the_training_mean_and_reported() -> No
     np.testing.assert_allclose(at_mean.action, without.action, atol=1e-4)  # the means sum to 1 only roughly
     given = {"opened_30d": 0.45, "opened_60d": 0.25, "opened_90d": 0.15, "older": 0.15}
     rec = runtime.recommend(rows, audience=given)
-    assert rec.imputed == [] and rec.audience == pytest.approx(given)
+    assert rec.imputed == sorted(dashboards) and rec.audience == pytest.approx(given)
     obs = runtime.observations(rt.History.from_rows(rows, PROVIDERS), audience=given)
     np.testing.assert_allclose(obs[:, [LAYOUT.index(None, n) for n in names]], [list(given.values())] * 2, rtol=1e-6)
 
