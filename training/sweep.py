@@ -465,7 +465,7 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
         try:
             with _stderr_muted():  # Ray's C++ client logs a warning per connection retry, straight to fd 2
                 ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001  (Ray raises several kinds here; each is one line for the user)
             hint = "" if os.environ.get("RAY_AUTH_MODE") else (
                 " (a cluster with token authentication needs RAY_AUTH_MODE=token here and its token in "
                 "~/.ray/auth_token or RAY_AUTH_TOKEN: docs/scaling.md)")
@@ -473,8 +473,11 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}{hint}") from None
     else:
         # Worker output goes to Ray's log files: the driver's terminal shows the sweep's progress only.
-        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING)
+        try:
+            ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.WARNING)
+        except Exception as exc:  # noqa: BLE001
+            raise SweepError(f"cannot start a local Ray: {error_line(exc)}") from None
     return True
 
 
