@@ -195,6 +195,25 @@ def test_a_worker_that_cannot_see_the_sweep_folder_sends_the_run_back(tmp_path: 
     assert load_run_policy(run).artifacts.model.num_timesteps >= 256
 
 
+def test_a_failed_trial_is_reported_and_the_others_finish(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """In this process (one short local Ray): an unknown policy class passes validation and fails in its trial."""
+    out = tmp_path / "sw"
+    argv = ["sweep", "--env", ENV, "--seeds", "0", "-n", "256", "--out", str(out), "--grid",
+            "policy=MlpPolicy,NoSuchPolicy", "--eval-episodes", "2", "--reps", "50", "-q", "--no-tensorboard",
+            "-params", *TINY[:5], "save_freq:0"]
+    with pytest.raises(SystemExit) as exit_info:
+        ipwarmup_cli.main(argv)
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 1
+    assert "FAILED policy=NoSuchPolicy/s0: ValueError: Policy NoSuchPolicy unknown" in captured.err
+    assert "1 of 2 trials failed" in captured.err.splitlines()[-1] and "Traceback" not in captured.err
+    runs = pd.read_csv(out / "runs.csv").set_index("config")
+    assert runs.loc["policy=MlpPolicy", "status"] == "done"
+    assert runs.loc["policy=NoSuchPolicy", "status"] == "failed"
+    assert "NoSuchPolicy unknown" in runs.loc["policy=NoSuchPolicy", "error"]
+    assert list(pd.read_csv(out / "summary.csv")["config"].unique()) == ["policy=MlpPolicy"]
+
+
 def test_grid_values_split_outside_brackets() -> None:
     grid = parse_grid(["policy_kwargs={net_arch: [8, 8]},{net_arch: [16]}", "learning_rate=1e-3,3e-4"])
     assert grid == {"policy_kwargs": [{"net_arch": [8, 8]}, {"net_arch": [16]}], "learning_rate": [1e-3, 3e-4]}
