@@ -60,6 +60,7 @@ from deploy.runtime import (
     REQUIRED_COLUMNS,
     HistoryError,
     check_date,
+    dashboard_code,
 )
 
 DEFAULT_DOMAINS: dict[str, list[str]] = {p.name: list(p.recipient_domains) for p in PROVIDER_RECORDS
@@ -435,8 +436,10 @@ def parse_csv(lines: Iterable[str], providers: Sequence[str], source: str = "sta
                         row[column] = None
                         continue
                     row[column] = _number(text, column)
-                for column in DASHBOARD_COLUMNS:  # words (HIGH, green, none): the runtime validates them
+                for column, (owner, levels) in DASHBOARD_COLUMNS.items():  # words: HIGH, green, none
                     row[column] = raw.get(column) or None
+                    if row[column] is not None and raw["provider"] == owner:
+                        dashboard_code(row[column], levels, column)  # named with its line here, not later
                 _consistent(row)
             except ValueError as exc:
                 raise StatsError(f"{source} line {number}: {exc}") from None

@@ -101,6 +101,8 @@ def event(**fields: Any) -> str:
     ("stats.csv", HEADER + ROW.replace("gmail", "gm\0ail"), (), ("line 2",)),
     ("events.jsonl", event(mail={**SEND["mail"], "destination": [float("nan")]}) + "\n", (), ("line 1", "NaN")),
     ("stats.csv", HEADER + ROW.replace("2025-03-01", "2025-02-30"), (), ("line 2", "is not YYYY-MM-DD")),
+    ("stats.csv", HEADER.replace("\n", ",postmaster_band\n") + ROW.replace("\n", f",{'X' * 5000}\n"), (),
+     ("line 2", "postmaster_band must be one of", "(5002 chars)")),
 ])
 def test_bad_statistics_are_one_line_with_exit_2(run: Any, tmp_path: Path, name: str, text: str,
                                                  extra: tuple[str, ...], fragments: tuple[str, ...]) -> None:
