@@ -105,8 +105,6 @@ def _check_the_killed_sweep_continues_without_redoing_finished_trials(sweep: dic
 
 
 def _check_every_trial_is_an_ordinary_run_folder(sweep: dict, exported: Path) -> None:
-    from deploy import export
-
     out = sweep["out"]
     for config, lr in zip(CONFIGS, (1e-3, 3e-4), strict=True):
         for seed in (0, 1):
@@ -117,7 +115,7 @@ def _check_every_trial_is_an_ordinary_run_folder(sweep: dict, exported: Path) ->
             assert load_run_policy(run).artifacts.model.num_timesteps >= 1024
             report = json.loads((run / "report.json").read_text())
             assert read_trial(run)["kpis"]["return"] == report["mean_ci95"]["ppo"]["return"][0]
-    export.main([str(out / CONFIGS[0] / "s0"), "--out", str(exported)])  # ipwarmup export
+    ipwarmup_cli.main(["export", str(out / CONFIGS[0] / "s0"), "--out", str(exported)])
     assert {"policy.onnx", "policy.json", "schedule.csv"} <= {p.name for p in exported.iterdir()}
 
 
