@@ -8,7 +8,7 @@ import sys
 COMMANDS = {
     "train": "train",
     "evaluate": "evaluate",
-    "export": "deploy.export",
+    "export": "training.export",
     "recommend": "deploy.recommend",
     "sweep": "training.sweep",
     "tune": "training.tune",

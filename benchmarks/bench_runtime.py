@@ -52,7 +52,7 @@ def main() -> None:
     from agents.ppo import load_run_policy
     from core.providers import PROVIDERS
     from deploy import runtime as rt
-    from deploy.export import export_run
+    from training.export import export_run
 
     torch.set_num_threads(1)
     root = Path(tempfile.mkdtemp(prefix="bench-runtime-"))

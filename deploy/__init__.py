@@ -1,7 +1,6 @@
-"""What a production scheduler runs: export of a trained run, the numpy + onnxruntime runtime, ``recommend``,
-and SES event parsing.
+"""What a production scheduler runs: the numpy + onnxruntime runtime, ``recommend``, and SES event parsing.
 
-``deploy.runtime``, ``deploy.recommend`` and ``deploy.ses_events`` import numpy, onnxruntime, the standard
-library and ``core`` only (a test checks it in a fresh interpreter); ``deploy.export`` is the one module that
-needs the training stack.
+Every module here imports numpy, onnxruntime, the standard library and ``core`` only (a test checks it in a
+fresh interpreter), so a scheduler runs it without PyTorch, stable-baselines3 or gymnasium. The exporter that
+writes the files it reads (``training.export``) lives with training: it needs the trained model.
 """

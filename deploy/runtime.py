@@ -266,7 +266,7 @@ class History:
         if n_days > MAX_SPAN_DAYS:
             raise HistoryError(f"the statistics span {n_days:,} days, from {begin} to {last}; at most "
                                f"{MAX_SPAN_DAYS:,} days from the warm-up start are read (check the dates and --start)")
-        values = {c: np.zeros((n_days, len(providers))) for c in REQUIRED_COLUMNS}
+        values: dict[str, np.ndarray] = {c: np.zeros((n_days, len(providers))) for c in REQUIRED_COLUMNS}
         values.update({c: np.full((n_days, len(providers)), np.nan) for c in OPTIONAL_COLUMNS})
         for (day, p), row in parsed.items():
             i = (day - begin).days

@@ -102,7 +102,8 @@ def draw_episode_params(scenario: Scenario, rng: np.random.Generator, out: Episo
     s = resolved_scenario(scenario)
     if s.randomize:
         warmup_days = rng.uniform(*TRAIN_WARMUP_DAYS, size=(m, P))
-        cold = np.exp(rng.uniform(*np.log(TRAIN_COLD_CAPACITY), size=(m, P)))
+        low, high = TRAIN_COLD_CAPACITY
+        cold = np.exp(rng.uniform(math.log(low), math.log(high), size=(m, P)))
         quality = rng.uniform(*TRAIN_LIST_QUALITY, size=m)
         demand = np.exp(rng.uniform(np.log(TRAIN_DEMAND[0]), np.log(TRAIN_DEMAND[1]), size=m))
         mix = _draw_mix(s, rng, m)

@@ -35,7 +35,7 @@ def train_tiny_run(out: Path, seed: int = 0) -> Path:
 @functools.cache
 def exported() -> tuple[Path, Path]:
     """(run folder, export folder), built once per test process; the schedule is 12 days long."""
-    from deploy.export import export_run
+    from training.export import export_run
 
     root = Path(tempfile.mkdtemp(prefix="ipwarmup-export-"))
     run = train_tiny_run(root / "run")

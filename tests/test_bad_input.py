@@ -74,8 +74,10 @@ def test_finite_out_of_range_actions_are_clipped() -> None:
 def test_unknown_env_id_gets_gymnasiums_hint() -> None:
     with pytest.raises(gymnasium.error.NameNotFound, match="Did you mean: `NewIP`"):
         gymnasium.make("ipwarmup/NewIp-v1")
-    with pytest.raises(gymnasium.error.VersionNotFound, match="v0"):
+    with pytest.raises(gymnasium.error.VersionNotFound, match="v1"):
         gymnasium.make("ipwarmup/NewIP-v9")
+    with pytest.raises(gymnasium.error.DeprecatedEnv, match="use `ipwarmup/NewIP-v1`"):
+        gymnasium.make("ipwarmup/NewIP-v0")  # the dynamics changed: results under v0 are not comparable
 
 
 @pytest.mark.parametrize(

@@ -113,7 +113,7 @@ def test_metrics_survive_a_torn_line_and_resume_without_duplicates(tmp_path: Pat
     rows = read_metrics(run / "metrics.csv")
     assert [r["timesteps"] for r in rows] == [64, 128, 192, 256]
     assert (run / "metrics.csv").read_text().endswith("\n")
-    from deploy.export import export_run
+    from training.export import export_run
 
     assert export_run(run, tmp_path / "out", days=2).card["kpis"]["training_evaluation"]["timesteps"] == 256
 

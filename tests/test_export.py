@@ -19,7 +19,7 @@ from core.actions import action_to_share
 from core.features import GLOBAL_FEATURES, LAYOUT, PROVIDER_FEATURES
 from core.providers import PROVIDERS
 from deploy import runtime as rt
-from deploy.export import export_run
+from training.export import export_run
 from training.vec_env import SimulatorVecEnv
 
 REPO = Path(__file__).resolve().parent.parent

@@ -254,7 +254,7 @@ def test_a_non_numeric_last_row_of_metrics_is_one_line(run: Any, tmp_path: Path)
 
 def test_a_torn_last_line_of_metrics_is_ignored(tmp_path: Path) -> None:
     """A kill mid-write leaves a line without its end: the rows before it are the training's KPIs."""
-    from deploy.export import export_run
+    from training.export import export_run
 
     folder = _run_with_metrics(tmp_path, "256,1.0,3.")
     card = export_run(folder, tmp_path / "out", days=2).card

@@ -17,9 +17,9 @@ from export_helpers import exported
 import envs
 from core.util import OUTPUT_MARKER
 from deploy import runtime as rt
-from deploy.export import ExportError, export_run
 from evaluation import cli, runner
 from evaluation.specs import EvaluationError
+from training.export import ExportError, export_run
 
 ENV = next(i for i in envs.ENV_IDS if "/NewIP-" in i) + ":horizon=5"
 
@@ -158,7 +158,7 @@ def test_export_never_writes_into_a_folder_it_did_not_write(tmp_path: Path) -> N
 def test_a_failed_export_leaves_the_previous_export_intact_and_no_empty_folder(tmp_path: Path,
                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 11: every failed export left an empty --out; a crash mid-export broke a working export."""
-    import deploy.export as export
+    import training.export as export
 
     run, _ = exported()
     out = tmp_path / "out"

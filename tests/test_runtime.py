@@ -243,7 +243,7 @@ def test_bad_history_rows_are_refused(rows: list[dict], message: str) -> None:
 
 def test_a_fixed_list_policy_ignores_the_audience_and_says_so(tmp_path: Path) -> None:
     """A policy trained on one fixed list never saw the audience vary: a given audience is imputed, not clipped."""
-    from deploy.export import export_run
+    from training.export import export_run
     from training.run import train
 
     run = train("ipwarmup/NewIP-v1", 0, tmp_path / "run", n_timesteps=256, tensorboard=False,

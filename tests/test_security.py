@@ -27,8 +27,8 @@ from agents import load_policy
 from agents.ppo import LegacyRunError, RunError, load_run, read_checkpoint
 from core.providers import PROVIDERS
 from deploy import runtime as rt
-from deploy.export import ExportError, export_run
 from deploy.ses_events import MAX_CSV_LINE, ProviderMap, StatsError, read_stats
+from training.export import ExportError, export_run
 from training.run import convert_run, train
 
 ROOT = Path(__file__).resolve().parent.parent

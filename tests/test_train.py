@@ -157,9 +157,9 @@ def test_tensorboard_logs_and_final_report(tmp_path: Path) -> None:
 def test_verdict_needs_every_interval_apart() -> None:
     from training.report import verdict
 
-    base = {"inboxed_share": (0.53, 0.52, 0.54), "complaint_rate": (5e-4, 4.9e-4, 5.1e-4),
+    base = {"inboxed_share_all": (0.53, 0.52, 0.54), "complaint_rate": (5e-4, 4.9e-4, 5.1e-4),
             "bounce_rate": (0.010, 0.0099, 0.0101)}
-    better = {"inboxed_share": (0.70, 0.69, 0.71), "complaint_rate": (4e-4, 3.9e-4, 4.1e-4),
+    better = {"inboxed_share_all": (0.70, 0.69, 0.71), "complaint_rate": (4e-4, 3.9e-4, 4.1e-4),
               "bounce_rate": (0.009, 0.0089, 0.0091)}
     assert verdict(better, base, "ses-standard").startswith("PPO beats ses-standard")
     overlapping = {**better, "complaint_rate": (4.8e-4, 4.6e-4, 4.95e-4)}
