@@ -106,6 +106,9 @@ class WarmupEnv(Env[np.ndarray, np.ndarray]):
         return obs[0], self.sim.info_row(self.sim.empty_outcome(), 0)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self.sim.state.day[0] >= self.sim.horizon or self.sim.state.paused[0]:
+            raise RuntimeError(f"the episode is over (day {int(self.sim.state.day[0])} of {self.sim.horizon}"
+                               f"{', SES paused the account' if self.sim.state.paused[0] else ''}): call reset()")
         result = self.sim.step(action, self.np_random)
         info = self.sim.info_row(result.outcome, 0)
         return result.obs[0], float(result.reward[0]), bool(result.terminated[0]), bool(result.truncated[0]), info

@@ -246,3 +246,17 @@ def test_training_sampler_never_produces_heldout_profiles() -> None:
             or max(spec.get("warmup_days", (0,))) > TRAIN_WARMUP_DAYS[1]
         )
         assert outside, name
+
+
+@pytest.mark.parametrize(("overrides", "days"), [({"horizon": 3}, 3)])
+def test_stepping_past_the_end_of_an_episode_is_a_clear_error(overrides: dict[str, Any], days: int) -> None:
+    """Found by benchmarks/fuzz_env.py: stepping on after truncation used to continue silently."""
+    env = envs.WarmupEnv("NewIP-v1", **overrides)
+    env.reset(seed=0)
+    for _ in range(days):
+        *_, truncated, _ = env.step(np.zeros(len(envs.PROVIDERS), np.float32))
+    assert truncated
+    with pytest.raises(RuntimeError, match="episode is over.*call reset"):
+        env.step(np.zeros(len(envs.PROVIDERS), np.float32))
+    env.reset(seed=1)
+    env.step(np.zeros(len(envs.PROVIDERS), np.float32))  # a new episode steps again
