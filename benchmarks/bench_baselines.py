@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
             kpis[(e, p)], seconds[(e, p)] = rows, took
             print(f"{e} {p}: {took:.1f} s", file=sys.stderr, flush=True)
         if args.csv:
+            args.csv.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(args.csv, to_csv(kpis, seeds))
     print(f"{len(seeds)} episodes per (policy, scenario), seeds {seeds[0]}..{seeds[-1]}; mean ± 95% CI half-width "
           "(normal approximation); rates in %; days_to_full over the episodes that reached full volume (share); "

@@ -17,8 +17,8 @@ default reverses (``reversal``); a pair that goes from ordered to tied or back i
 evidence. A cell whose episodes equal the default's exactly is reported as ``no effect`` (e.g. a warm-pool
 parameter on a shared-pool scenario; :data:`HOME_ENV` runs such parameters where they act, too).
 
-    python benchmarks/sensitivity.py --seeds 20 --cross-seeds 12 --constants --csv /tmp/sensitivity.csv
-    python benchmarks/sensitivity.py --from-csv /tmp/sensitivity.csv      # the report again, no episodes
+    python benchmarks/sensitivity.py --seeds 20 --cross-seeds 12 --constants --csv results/sensitivity.csv
+    python benchmarks/sensitivity.py --from-csv results/sensitivity.csv      # the report again, no episodes
 
 Progress goes to stderr, the markdown report (the tables of docs/sensitivity.md) to stdout.
 """
@@ -590,6 +590,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     rows = run_all(cells, seeds, args.workers)
     if args.csv:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.csv, to_csv(rows))
     print(report(rows), end="")
     print(f"\n(wall time {time.perf_counter() - started:.0f} s, {args.workers} worker(s))")
