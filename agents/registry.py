@@ -8,7 +8,6 @@ imported only when asked for, so baselines need neither torch nor onnxruntime.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from agents.heuristics import AIMD, BrazeAutomated, SESManaged
 from agents.oracle import REWARD_ORACLE, OraclePolicy
 from agents.policy import NoWarmup, Policy, RandomPolicy
 from agents.schedules import SchedulePolicy, schedules
+from core.util import did_you_mean
 
 
 def _schedule(name: str) -> Callable[[Any], Policy]:
@@ -37,9 +37,7 @@ BASELINES: dict[str, Callable[[Any], Any]] = {
 
 
 def unknown_policy_message(spec: str) -> str:
-    hint = difflib.get_close_matches(spec, BASELINES, n=1)
-    suffix = f"; did you mean {hint[0]!r}?" if hint else ""
-    return (f"unknown policy {spec!r}{suffix} Known baselines: {', '.join(BASELINES)}; "
+    return (f"unknown policy {spec!r}{did_you_mean(spec, BASELINES)} Known baselines: {', '.join(BASELINES)}; "
             "or give a training run folder (with model.zip) or a policy card (policy.json)")
 
 

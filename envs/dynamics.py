@@ -223,6 +223,11 @@ def audience_mix(scenario: Scenario, params: EpisodeParams, lo: np.ndarray, hi: 
     return np.where(width > 0, taken / np.maximum(width, 1e-12), share)
 
 
+def _per_email(mix: np.ndarray, tier_rate: np.ndarray) -> np.ndarray:
+    """The probability per email [n, P] of a slice with tier composition ``mix`` [n, P, K], from rates [n, K]."""
+    return (mix @ tier_rate[:, :, None])[..., 0]
+
+
 def dashboards(scenario: Scenario, state: State) -> tuple[np.ndarray, np.ndarray]:
     """What Postmaster (Gmail band 0-3) and SNDS (Microsoft colour 0-2) publish from yesterday's state, or -1."""
     rep = state.postmaster_reputation
@@ -353,16 +358,16 @@ def simulate_day(
     mix = audience_mix(s, params, np.zeros_like(ip_frac), ip_frac)
     pool_mix = audience_mix(s, params, ip_frac, (on_ip + overflow) / avail)
     engagement_noise = rng.lognormal(0.0, s.engagement_noise, size=on_ip.shape) if s.engagement_noise > 0 else 1.0
-    complaint_p = (mix @ params.tier_complaint_rate[:, :, None])[..., 0] * engagement_noise
-    open_p = (mix @ params.tier_open_rate[:, :, None])[..., 0] * engagement_noise
-    unknown_p = (mix @ params.tier_unknown_user_rate[:, :, None])[..., 0]
-    trap_p = (mix @ params.tier_trap_rate[:, :, None])[..., 0]
+    complaint_p = _per_email(mix, params.tier_complaint_rate) * engagement_noise
+    open_p = _per_email(mix, params.tier_open_rate) * engagement_noise
+    unknown_p = _per_email(mix, params.tier_unknown_user_rate)
+    trap_p = _per_email(mix, params.tier_trap_rate)
 
     # 2. The provider's answer on the new IP: hard bounces, trap hits, blocks, throttling. Independent draws share
     # one call (the per-call overhead dominates a small batch): bounces on both routes, then trap hits, blocks and
     # the overflow route's placement, then the inbox and the overflow route's complaints, then opens and complaints.
     retries = state.retry.sum(-1)
-    pool_unknown_p = (pool_mix @ params.tier_unknown_user_rate[:, :, None])[..., 0]
+    pool_unknown_p = _per_email(pool_mix, params.tier_unknown_user_rate)
     bounced, pool_bounced = _draw(rng, (on_ip, unknown_p), (overflow, pool_unknown_p))
     valid = on_ip - bounced + retries
     pool_delivered = overflow - pool_bounced
@@ -385,7 +390,7 @@ def simulate_day(
     inbox_p = inbox_probability(s, params, state.reputation, pressure, state.strain)
     if s.inbox_noise > 0:
         inbox_p = inbox_p + s.inbox_noise * rng.standard_normal(inbox_p.shape)
-    pool_complaint_p = (pool_mix @ params.tier_complaint_rate[:, :, None])[..., 0]
+    pool_complaint_p = _per_email(pool_mix, params.tier_complaint_rate)
     inbox, pool_complaints = _draw(rng, (accepted, inbox_p), (pool_inbox, pool_complaint_p))
     complaints, real_opens = _draw(rng, (inbox, complaint_p), (inbox, open_p))
     machine = np.zeros_like(inbox)

@@ -21,6 +21,8 @@ from typing import Any
 
 import gymnasium
 
+from core.util import did_you_mean
+
 
 class EvaluationError(ValueError):
     """Bad input to the benchmark (spec, seed count, output folder); the message is shown to the user as is."""
@@ -106,11 +108,8 @@ def validate_env_spec(spec: EnvSpec, text: str | None = None) -> None:
 
     shown = text or spec.label
     if spec.env_id not in gymnasium.registry:
-        import difflib
-
-        hint = difflib.get_close_matches(spec.env_id, envs.ENV_IDS, n=1)
-        suffix = f"; did you mean {hint[0]!r}?" if hint else ""
-        raise EvaluationError(f"unknown scenario {shown!r}{suffix} (known: {', '.join(envs.ENV_IDS)})")
+        raise EvaluationError(f"unknown scenario {shown!r}{did_you_mean(spec.env_id, envs.ENV_IDS)} "
+                              f"(known: {', '.join(envs.ENV_IDS)})")
     try:
         env = spec.make()
     except (ValueError, TypeError) as exc:
