@@ -64,22 +64,6 @@ PAUSE_PENALTY = 1e9
 """Planning value lost by a candidate under which SES pauses the account: never worth it."""
 
 
-class ExpectedDraws:
-    """Stands in for ``np.random.Generator`` in ``simulate_day``: each draw is its expected value."""
-
-    def binomial(self, n: np.ndarray, p: np.ndarray) -> np.ndarray:
-        return np.floor(np.asarray(n, np.float64) * np.asarray(p, np.float64) + 0.5).astype(np.int64)
-
-    def lognormal(self, mean: float = 0.0, sigma: float = 1.0, size: Any = None) -> np.ndarray:
-        return np.ones(size)
-
-    def standard_normal(self, size: Any = None) -> np.ndarray:
-        return np.zeros(size)
-
-    def poisson(self, lam: np.ndarray) -> np.ndarray:
-        return np.floor(np.asarray(lam, np.float64) + 0.5).astype(np.int64)
-
-
 def simulators(env: Any) -> list[Simulator]:
     """The simulators behind ``env``, in the row order of its observations."""
     if isinstance(env, (list, tuple)):
@@ -182,7 +166,6 @@ class OraclePolicy(Policy):
         grow = np.tile(self.growths, n)[:, None]
         cold = pr.cold_capacity
         full = np.ones((n * c, 1))  # 'send all'
-        draws = ExpectedDraws()
         value = np.zeros((n * c, P))
         first = np.zeros((n * c, P))
         for h in range(self.horizon):
@@ -195,7 +178,7 @@ class OraclePolicy(Policy):
             share = np.clip(np.where(h < switch, share, full), MIN_SHARE, full)
             if h == 0:
                 first = share
-            outcome = simulate_day(rules, pr, st, share, draws)  # type: ignore[arg-type]
+            outcome = simulate_day(rules, pr, st, share, None)  # expected values, no noise
             value += provider_value(rules, outcome, self.cost_weight) - PAUSE_PENALTY * outcome.paused[:, None]
             if h == self.horizon - 1 or (st.day >= rules.horizon).all():
                 break

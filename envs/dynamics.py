@@ -1,7 +1,8 @@
 """Provider and audience dynamics: one day of sending, batched over envs and providers.
 
-Plain numpy over arrays of shape ``[n_envs, n_providers]`` and no gymnasium import, so one
-implementation serves the single env, the vector env, SB3's VecEnv and the oracle's look-ahead.
+Arrays of shape ``[n_envs, n_providers]`` and no gymnasium import, so one implementation serves the single
+env, the vector env, SB3's VecEnv and the oracle's look-ahead. The per-cell arithmetic runs compiled in
+:mod:`envs.day_kernel`; this module holds the state, the model's constants, the dashboards and SES's account.
 Every equation is written out in ``docs/model.md``; the numbers come from :class:`~envs.scenario.Scenario`
 and the episode's draws in :class:`~envs.families.EpisodeParams`.
 
@@ -24,14 +25,15 @@ One call to :func:`simulate_day` runs, per env and provider:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, fields
 
 import numpy as np
 
-from core.actions import clip as _clip
 from core.features import SES_DECAY, ses_rate
 from core.providers import ESCALATES_TO_BLOCK, FEEDBACK_LOOP, MACHINE_OPENS, POSTMASTER, PROVIDERS, SNDS
+from envs.day_kernel import DRAWS_PER_CELL, N_OUTPUTS, DayRules, simulate_cells, standard_normals, throttle_limits
 from envs.families import EpisodeParams
 from envs.scenario import Scenario
 
@@ -64,6 +66,8 @@ REFERENCE_OPEN_RATE = 0.25
 """Open rate at which mail counts as fully wanted for reputation growth (Braze: > 25% is good, 2.3)."""
 MIN_GROWTH_REPUTATION = 0.02
 """Floor of the logistic growth term r (1 - r): even a BAD reputation recovers, slowly."""
+MIN_PRESSURE_BASE = 1_000.0
+"""Floor of the complaint pressure's inboxed-mail denominator: a handful of emails makes no complaint storm."""
 POSTMASTER_BANDS = (0.15, 0.4)
 """Reputation below which Postmaster shows BAD, then LOW; MEDIUM below the scenario's HIGH reputation (3.1).
 ASSUMPTION on the cut points."""
@@ -165,67 +169,30 @@ COUNT_FIELDS = ("sent", "delivered", "inbox", "junk", "deferred", "bounced", "bl
 """The [n, P] integer count fields of :class:`DayOutcome`."""
 
 
+def day_rules(scenario: Scenario) -> DayRules:
+    """The scalars of one day for the compiled kernel: the scenario's and this module's constants, read at each
+    call (so a patched constant, as in ``benchmarks/sensitivity.py --constants``, takes effect)."""
+    constants = tuple(float(globals()[name.upper()]) for name in DayRules._fields[SCENARIO_RULES:DERIVED_RULES])
+    return _day_rules(scenario, constants)
+
+
+@functools.lru_cache(maxsize=64)
+def _day_rules(s: Scenario, constants: tuple[float, ...]) -> DayRules:
+    scenario_values = (float(getattr(s, name)) for name in DayRules._fields[1:SCENARIO_RULES])
+    return DayRules._make((s.audience_order == "random", *scenario_values, *constants,
+                           math.log(s.escalation_start), math.log(s.escalation_full)))
+
+
+SCENARIO_RULES = DayRules._fields.index("block_reputation")
+DERIVED_RULES = DayRules._fields.index("log_escalation_start")
+"""DayRules fields before ``SCENARIO_RULES`` are the scenario's, then this module's constants, then derived."""
+
+
 def throttle_limit(scenario: Scenario, reputation: np.ndarray, peak: np.ndarray, cold: np.ndarray) -> np.ndarray:
-    """Emails/day a provider accepts before deferring: min(reputation ceiling, spike limit)."""
-    s = scenario
-    progress = _clip((reputation - BLOCK_REPUTATION) / (s.high_reputation - BLOCK_REPUTATION), 0.0, 1.0)
-    ceiling = cold * (s.warm_capacity / cold) ** (progress**CAPACITY_CURVE)
-    damaged = _clip(reputation / BLOCK_REPUTATION, 0.0, 1.0)  # below BAD: less than a new IP gets
-    spike_limit = np.maximum(cold, s.spike_allowance * peak)
-    return np.minimum(ceiling * damaged, spike_limit)
-
-
-def escalation(scenario: Scenario, strain: np.ndarray) -> np.ndarray:
-    """0..1: how far a provider has escalated a sustained excess (0 below ``escalation_start`` x its limit)."""
-    start, full = math.log(scenario.escalation_start), math.log(scenario.escalation_full)
-    return _clip((strain - start) / (full - start), 0.0, 1.0)
-
-
-def inbox_probability(scenario: Scenario, params: EpisodeParams, reputation: np.ndarray, pressure: np.ndarray,
-                      strain: np.ndarray) -> np.ndarray:
-    """Share of accepted mail placed in the inbox (before the day's noise)."""
-    s = scenario
-    placement = _clip((reputation - INBOX_REPUTATION_LOW) / (INBOX_REPUTATION_HIGH - INBOX_REPUTATION_LOW), 0.0, 1.0)
-    excess = _clip((pressure - s.complaint_safe) / (s.complaint_limit - s.complaint_safe), 0, 1)
-    bulked = ESCALATION_JUNK_MAX * escalation(s, strain) * ~ESCALATES_TO_BLOCK
-    return params.inbox_rate * placement * (1.0 - PRESSURE_JUNK_MAX * excess) * (1.0 - bulked)
-
-
-def block_probability(scenario: Scenario, reputation: np.ndarray, pressure: np.ndarray, strain: np.ndarray,
-                      listing: np.ndarray) -> np.ndarray:
-    """Share of valid attempts rejected at SMTP (5xx)."""
-    s = scenario
-    by_reputation = BLOCK_MAX * _clip((BLOCK_REPUTATION - reputation) / BLOCK_REPUTATION, 0.0, 1.0)
-    over = _clip((pressure - s.complaint_limit) / s.complaint_limit, 0.0, 1.0)
-    escalated = ESCALATION_BLOCK_MAX * escalation(s, strain) * ESCALATES_TO_BLOCK
-    listed = LISTING_BLOCK_MAX * _clip(listing / s.listing_threshold - 1.0, 0.0, 1.0)
-    return 1.0 - (1.0 - by_reputation) * (1.0 - PRESSURE_BLOCK_MAX * over) * (1.0 - escalated) * (1.0 - listed)
-
-
-def complaint_pressure(state: State) -> np.ndarray:
-    """The weighted complaint rate a provider judges (per inboxed email), robust at low volume."""
-    return state.complaints_w / np.maximum(state.inbox_w, 1_000.0)
-
-
-def audience_mix(scenario: Scenario, params: EpisodeParams, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Tier composition [n, P, K] of the slice [lo, hi) of each provider's mail, most engaged first.
-
-    ``lo`` and ``hi`` [n, P] are fractions of the available mail: the new IP takes [0, share), the overflow
-    route the next slice. With ``audience_order='random'`` every slice has the list's composition.
-    """
-    share = params.tier_share[:, None, :]  # [n, 1, K]
-    if scenario.audience_order == "random":
-        return np.broadcast_to(share, (*lo.shape, share.shape[-1]))
-    before = np.cumsum(share, axis=-1) - share
-    lo3, hi3 = lo[..., None], hi[..., None]
-    taken = np.maximum(np.minimum(hi3, before + share) - np.maximum(lo3, before), 0.0)
-    width = hi3 - lo3
-    return np.where(width > 0, taken / np.maximum(width, 1e-12), share)
-
-
-def _per_email(mix: np.ndarray, tier_rate: np.ndarray) -> np.ndarray:
-    """The probability per email [n, P] of a slice with tier composition ``mix`` [n, P, K], from rates [n, K]."""
-    return (mix @ tier_rate[:, :, None])[..., 0]
+    """Emails/day a provider accepts before deferring [n, P]: min(reputation ceiling, spike limit)."""
+    out = np.empty(np.shape(reputation))
+    throttle_limits(day_rules(scenario), reputation, peak, cold, out)
+    return out
 
 
 def dashboards(scenario: Scenario, state: State) -> tuple[np.ndarray, np.ndarray]:
@@ -240,257 +207,50 @@ def dashboards(scenario: Scenario, state: State) -> tuple[np.ndarray, np.ndarray
     return band.astype(np.int64), colour.astype(np.int64)
 
 
-EXACT_BINOMIAL_BELOW = 9.0
-"""Binomial draws whose variance n p (1 - p) is at least this use the normal approximation (rounded, clipped to
-[0, n]); smaller ones are drawn exactly. The approximation's error is far below the model's own uncertainty and it
-halves the cost of a day (benchmarks/bench_env.py)."""
-
-
-RARE_EVENT = 0.02
-"""Below this probability a small-variance draw uses the Poisson limit of the binomial (complaints, traps, bounces
-of small volumes): half the cost of numpy's binomial there, with a relative error of about p."""
-APPROXIMATE_FROM_SIZE = 256
-"""Batches of at least this many draws (about 50 envs) use the approximation; smaller ones are all exact."""
-
-
-def _binomial(rng: np.random.Generator, n: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Binomial(n, p) draws, exact for small variances and normal-approximated for large ones; all 0 (no draw)
-    when every draw is certainly 0."""
-    p = _clip(p, 0.0, 1.0)
-    if not n.any():
-        return np.zeros(n.shape, np.int64)
-    if n.size < APPROXIMATE_FROM_SIZE:  # a few envs: one exact call is cheaper than the split
-        return rng.binomial(n, p).astype(np.int64, copy=False)
-    mean = n * p
-    var = mean * (1.0 - p)
-    out = np.floor(mean + np.sqrt(var) * rng.standard_normal(np.shape(mean)) + 0.5)
-    out = _clip(out, 0.0, n).astype(np.int64)
-    small = (var > 0.0) & (var < EXACT_BINOMIAL_BELOW)  # var 0: the draw is n p exactly (0 or n)
-    if small.any():
-        n_s, p_s = np.broadcast_to(n, out.shape)[small], np.broadcast_to(p, out.shape)[small]
-        rare = p_s < RARE_EVENT
-        draws = np.empty(n_s.shape, np.int64)
-        draws[rare] = np.minimum(rng.poisson(n_s[rare] * p_s[rare]), n_s[rare])  # Poisson limit: p small
-        draws[~rare] = rng.binomial(n_s[~rare], p_s[~rare])
-        out[small] = draws
-    return out
-
-
-def _draw(rng: np.random.Generator, *pairs: tuple[np.ndarray, np.ndarray]) -> list[np.ndarray]:
-    """Independent binomial draws for several (n, p) pairs of one shape, in one :func:`_binomial` call."""
-    n = np.array([a for a, _ in pairs])  # every n and p is [n_envs, P]: np.array stacks them in C
-    p = np.array([b for _, b in pairs])
-    return list(_binomial(rng, n, p))
-
-
-def _take_oldest(queue: np.ndarray, amount: np.ndarray) -> np.ndarray:
-    """Remove ``amount`` [n, P] from ``queue`` [n, P, R] oldest-first, in place; return what was taken."""
-    taken = np.zeros_like(amount)
-    remaining = amount.copy()
-    for age in range(queue.shape[-1] - 1, -1, -1):
-        take = np.minimum(queue[..., age], remaining)
-        queue[..., age] -= take
-        remaining -= take
-        taken += take
-    return taken
-
-
-def _age(queue: np.ndarray, newest: np.ndarray) -> np.ndarray:
-    """Shift ``queue`` one day older, put ``newest`` at age 0, return what fell off the end."""
-    expired = queue[..., -1].copy()
-    queue[..., 1:] = queue[..., :-1]
-    queue[..., 0] = newest
-    return expired
-
-
-def _split_deferred(retry: np.ndarray, fresh_valid: np.ndarray, deferred: np.ndarray) -> np.ndarray:
-    """Deferred mail by age [n, P, R+1] (0 = today's first attempts), proportional to each age's share."""
-    if not deferred.any():
-        return np.zeros((*deferred.shape, retry.shape[-1] + 1), np.int64)
-    # Every pool gets floor(pool * frac); the remainder goes to today's mail, which always has room.
-    frac = (deferred / np.maximum(fresh_valid + retry.sum(-1), 1))[..., None]  # deferred <= the pools' total
-    parts = np.empty((*deferred.shape, retry.shape[-1] + 1), np.int64)
-    parts[..., 1:] = np.floor(retry * frac)
-    parts[..., 0] = deferred - parts[..., 1:].sum(-1)
-    overflow = np.maximum(parts[..., 0] - fresh_valid, 0)
-    if overflow.any():  # rare rounding corner: move the excess to the youngest age with room
-        parts[..., 0] -= overflow
-        for age in range(1, parts.shape[-1]):
-            move = np.minimum(overflow, retry[..., age - 1] - parts[..., age])
-            parts[..., age] += move
-            overflow -= move
-    return parts
-
-
-def _noisy(rng: np.random.Generator, base: np.ndarray, sigma: float) -> np.ndarray:
-    """``base`` times the day's log-normal noise (no draw when ``sigma`` is 0)."""
-    return base * rng.lognormal(0.0, sigma, size=base.shape) if sigma > 0 else base
-
-
 def simulate_day(
     scenario: Scenario,
     params: EpisodeParams,
     state: State,
     share: np.ndarray,
-    rng: np.random.Generator,
+    rng: np.random.Generator | None,
 ) -> DayOutcome:
-    """Advance ``state`` by one day in place, the new IP taking ``share`` [n, P] in [0, 1] of the mail."""
-    s = scenario
-    cold = params.cold_capacity
+    """Advance ``state`` by one day in place, the new IP taking ``share`` [n, P] in [0, 1] of the mail.
 
-    # 1. Routing: the new IP takes its share of the available mail, the overflow route the next slice up to its
-    # headroom, the rest waits. With a shared pool (unlimited headroom) nothing ever waits.
-    unlimited = bool(np.isinf(params.pool_headroom).all())
-    backlog_total = 0 if unlimited else state.backlog.sum(-1)
-    available = params.demand + backlog_total
-    on_ip = np.floor(share * available).astype(np.int64)
-    rest = available - on_ip
-    overflow = rest if unlimited else np.minimum(rest, np.floor(params.pool_headroom)).astype(np.int64)
-    if unlimited:
-        expired_backlog = np.zeros_like(on_ip)
-    else:
-        taken = on_ip + overflow
-        from_backlog = _take_oldest(state.backlog, np.minimum(taken, backlog_total))
-        expired_backlog = _age(state.backlog, params.demand - (taken - from_backlog))
-
-    avail = np.maximum(available, 1)
-    ip_frac = on_ip / avail
-    mix = audience_mix(s, params, np.zeros_like(ip_frac), ip_frac)
-    pool_mix = audience_mix(s, params, ip_frac, (on_ip + overflow) / avail)
-    engagement_noise = rng.lognormal(0.0, s.engagement_noise, size=on_ip.shape) if s.engagement_noise > 0 else 1.0
-    complaint_p = _per_email(mix, params.tier_complaint_rate) * engagement_noise
-    open_p = _per_email(mix, params.tier_open_rate) * engagement_noise
-    unknown_p = _per_email(mix, params.tier_unknown_user_rate)
-    trap_p = _per_email(mix, params.tier_trap_rate)
-
-    # 2. The provider's answer on the new IP: hard bounces, trap hits, blocks, throttling. Independent draws share
-    # one call (the per-call overhead dominates a small batch): bounces on both routes, then trap hits, blocks and
-    # the overflow route's placement, then the inbox and the overflow route's complaints, then opens and complaints.
-    retries = state.retry.sum(-1)
-    pool_unknown_p = _per_email(pool_mix, params.tier_unknown_user_rate)
-    bounced, pool_bounced = _draw(rng, (on_ip, unknown_p), (overflow, pool_unknown_p))
-    valid = on_ip - bounced + retries
-    pool_delivered = overflow - pool_bounced
-    pressure = complaint_pressure(state)
-    block_p = block_probability(s, state.reputation, pressure, state.strain, state.listing)
-    trap_hits, blocked, pool_inbox = _draw(rng, (on_ip - bounced, trap_p), (valid, block_p),
-                                           (pool_delivered, params.pool_inbox_rate))
-    limit = throttle_limit(s, state.reputation, state.peak, cold)
-    if s.capacity_noise > 0:
-        limit = limit * rng.lognormal(0.0, s.capacity_noise, size=limit.shape)
-    accepted = np.minimum(valid - blocked, np.floor(limit).astype(np.int64))
-    deferred = valid - blocked - accepted
-
-    # 3. Retry queue: deferred mail ages; what was deferred on its last retry day expires.
-    by_age = _split_deferred(state.retry, on_ip - bounced, deferred)
-    expired_retry = by_age[..., -1]
-    state.retry[...] = by_age[..., :-1]
-
-    # 4. Placement, opens and complaints on the new IP; the overflow route's complaints; Apple's machine opens.
-    inbox_p = inbox_probability(s, params, state.reputation, pressure, state.strain)
-    if s.inbox_noise > 0:
-        inbox_p = inbox_p + s.inbox_noise * rng.standard_normal(inbox_p.shape)
-    pool_complaint_p = _per_email(pool_mix, params.tier_complaint_rate)
-    inbox, pool_complaints = _draw(rng, (accepted, inbox_p), (pool_inbox, pool_complaint_p))
-    complaints, real_opens = _draw(rng, (inbox, complaint_p), (inbox, open_p))
-    machine = np.zeros_like(inbox)
-    machine[:, MACHINE_OPENS] = _binomial(rng, inbox[:, MACHINE_OPENS] - real_opens[:, MACHINE_OPENS],
-                                          params.machine_open_share)
-
-    # 5. Hidden state, dashboards, enforcement.
-    band, colour = dashboards(s, state)  # published this morning from yesterday's view
-    excess = (on_ip - bounced) / np.maximum(limit, 1.0)
-    _update_reputation(s, params, state, accepted, on_ip, bounced, complaints, inbox, cold, open_p,
-                       valid - blocked, trap_hits, excess)
-    state.peak[...] = np.maximum(accepted, s.volume_memory * state.peak)
-    state.sent_peak[...] = np.maximum(on_ip, s.volume_memory * state.sent_peak)
-    state.postmaster_reputation[...] = state.reputation[:, POSTMASTER]
-    state.postmaster_volume[...] = accepted[:, POSTMASTER]
-    attempts = on_ip + retries
-    state.snds_spam_share[...] = ((accepted - inbox + blocked)[:, SNDS]) / np.maximum(attempts[:, SNDS], 1)
-    state.snds_volume[...] = attempts[:, SNDS]
-    _update_enforcement(s, state, on_ip + overflow, bounced + pool_bounced, accepted + pool_delivered,
-                        complaints + pool_complaints)
-    state.day += 1
-
-    return DayOutcome(
-        sent=attempts,
-        delivered=accepted,
-        inbox=inbox,
-        junk=accepted - inbox,
-        deferred=deferred,
-        bounced=bounced,
-        blocked=blocked,
-        complaints=complaints,
-        opens=real_opens + machine,
-        expired=expired_retry + expired_backlog,
-        first_attempts=on_ip,
-        overflow=overflow,
-        overflow_delivered=pool_delivered,
-        overflow_inbox=pool_inbox,
-        overflow_bounced=pool_bounced,
-        overflow_complaints=pool_complaints,
-        trap_hits=trap_hits,
-        queued=state.retry.sum(-1) + (0 if unlimited else state.backlog.sum(-1)),
-        available=available,
-        postmaster_band=band,
-        snds_colour=colour,
-        paused=state.paused.copy(),
-    )
-
-
-def _update_reputation(
-    s: Scenario,
-    params: EpisodeParams,
-    state: State,
-    accepted: np.ndarray,
-    sent: np.ndarray,
-    bounced: np.ndarray,
-    complaints: np.ndarray,
-    inbox: np.ndarray,
-    cold: np.ndarray,
-    open_p: np.ndarray,
-    offered: np.ndarray,
-    trap_hits: np.ndarray,
-    excess: np.ndarray,
-) -> None:
-    """Reputation grows with wanted, accepted volume; falls with spikes, complaints, bounces, traps, escalation.
-
-    Growth is logistic, ``rate * gates * r (1 - r)``: the pace set by the provider's warm-up days at full
-    activity, and slow from a damaged reputation (recovery takes weeks, 4.1, 9.4). Activity is 0 below
-    ``register_volume`` accepted emails a day and 1 from ``keep_warm_volume`` on (log-linear between): a handful
-    of emails builds nothing (9.3). Only accepted mail earns reputation: mail pushed against the throttle
-    (deferred, 4xx) is not steady sending (Gmail: reduce volume until deferrals stop, 3.1). ASSUMPTION on the form.
+    With ``rng=None`` every draw is its expected value (rounded) and there is no noise: the oracle's
+    deterministic look-ahead.
     """
-    memory = math.exp(-1.0 / s.complaint_memory_days)
-    state.complaints_w[...] = memory * state.complaints_w + complaints
-    state.inbox_w[...] = memory * state.inbox_w + inbox
-    pressure = complaint_pressure(state)
-    strain_memory = math.exp(-1.0 / s.strain_memory_days)
-    state.strain[...] = strain_memory * state.strain + (1.0 - strain_memory) * np.log(np.maximum(excess, 1.0))
-    state.listing[...] = 0.5 ** (1.0 / s.listing_half_life_days) * state.listing + trap_hits
+    band, colour = dashboards(scenario, state)  # published this morning from yesterday's view
+    p, st = params, state
+    n = share.shape[0]
+    normals = _NO_DRAWS
+    if rng is not None:
+        normals = np.empty((n, P, DRAWS_PER_CELL))
+        standard_normals(rng, normals)
+    counts = np.empty((n, P, N_OUTPUTS), np.int64)
+    simulate_cells(
+        day_rules(scenario), np.ascontiguousarray(share, np.float64), p.demand, p.pool_headroom, p.tier_share,
+        p.tier_complaint_rate, p.tier_open_rate, p.tier_unknown_user_rate, p.tier_trap_rate, p.cold_capacity,
+        p.inbox_rate, p.pool_inbox_rate, p.reputation_rate, p.machine_open_share, ESCALATES_TO_BLOCK, MACHINE_OPENS,
+        st.reputation, st.peak, st.sent_peak, st.complaints_w, st.inbox_w, st.strain, st.listing, st.retry,
+        st.backlog, normals, rng is None, counts, np.empty(st.retry.shape[-1] + 1, np.int64),
+    )
+    outcome = {name: counts[..., k] for k, name in enumerate((*COUNT_FIELDS, "available"))}
+    accepted, attempts = outcome["delivered"], outcome["sent"]
+    st.postmaster_reputation[...] = st.reputation[:, POSTMASTER]
+    st.postmaster_volume[...] = accepted[:, POSTMASTER]
+    st.snds_spam_share[...] = ((accepted - outcome["inbox"] + outcome["blocked"])[:, SNDS]
+                               / np.maximum(attempts[:, SNDS], 1))
+    st.snds_volume[...] = attempts[:, SNDS]
+    _update_enforcement(scenario, st, outcome["first_attempts"] + outcome["overflow"],
+                        outcome["bounced"] + outcome["overflow_bounced"],
+                        accepted + outcome["overflow_delivered"],
+                        outcome["complaints"] + outcome["overflow_complaints"])
+    st.day += 1
+    return DayOutcome(**outcome, postmaster_band=band, snds_colour=colour, paused=st.paused.copy())
 
-    span = math.log(s.keep_warm_volume / s.register_volume)
-    activity = _clip(np.log(np.maximum(accepted, 1) / s.register_volume) / span, 0.0, 1.0)
-    engagement = np.minimum(open_p / REFERENCE_OPEN_RATE, 1.0)
-    complaint_gate = _clip(1.0 - (pressure - s.complaint_safe) / (s.complaint_limit - s.complaint_safe), 0.0, 1.0)
-    throttle_gate = np.where(offered > 0, accepted / np.maximum(offered, 1), 1.0)
-    r = state.reputation
-    logistic = np.maximum(r, MIN_GROWTH_REPUTATION) * (1.0 - r)
-    growth = params.reputation_rate * activity * engagement * complaint_gate * throttle_gate * logistic
 
-    reference = np.maximum(state.sent_peak, cold)
-    jump = np.where(state.sent_peak > 0, sent / reference - s.spike_allowance, 0.0)
-    spike = s.spike_penalty * _clip(jump, 0.0, 2.0)
-    complaint = s.complaint_penalty * _clip((pressure - s.complaint_limit) / s.complaint_limit, 0.0, 3.0)
-    bounce_rate = bounced / np.maximum(sent, 1)  # bounced <= sent, so 0 when nothing was sent
-    bounce = s.bounce_penalty * np.maximum(bounce_rate - BOUNCE_SAFE, 0.0)
-    traps = s.trap_penalty * trap_hits
-    escalated = s.strain_penalty * escalation(s, state.strain)
-    fade = 1.0 - 0.1 ** (1.0 / s.idle_days_to_cold)
-    idle = (1.0 - activity) * fade * np.maximum(r - s.cold_reputation, 0.0)
-
-    state.reputation[...] = _clip(r + growth - spike - complaint - bounce - traps - escalated - idle, 0.0, 1.0)
+_NO_DRAWS = np.zeros((1, 1, 1))
+"""Passed to the kernel in expected-value mode, which reads no draws."""
 
 
 def _update_enforcement(

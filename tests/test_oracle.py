@@ -8,7 +8,7 @@ import pytest
 
 import envs
 from agents import load_policy
-from agents.oracle import ExpectedDraws, OraclePolicy, simulators
+from agents.oracle import OraclePolicy, simulators
 from evaluation.episodes import run_episodes
 
 
@@ -45,12 +45,6 @@ def test_planning_leaves_the_real_state_untouched() -> None:
         np.testing.assert_array_equal(getattr(env.sim.state, name), getattr(before, name))
 
 
-def test_expected_draws_are_means() -> None:
-    draws = ExpectedDraws()
-    assert draws.binomial(np.array([10, 3]), np.array([0.26, 1.0])).tolist() == [3, 3]
-    assert draws.lognormal(0.0, 0.1, size=(2, 2)).tolist() == [[1.0, 1.0], [1.0, 1.0]]
-
-
 @pytest.mark.parametrize("env_id", ["ipwarmup/AddIP-v1", "ipwarmup/Randomized-v1"])
 def test_oracle_beats_the_schedules_where_ramping_matters(env_id: str) -> None:
     """A short horizon and few seeds: the ceiling still clears the published schedules' return by a margin."""
@@ -68,9 +62,11 @@ def test_oracle_is_deterministic() -> None:
 
 def test_reward_oracle_plans_for_the_return_and_earns_at_least_as_much() -> None:
     """oracle-reward weighs the env's costs fully (the objective PPO is trained on); on the same seeds its return
-    is not below the inbox-leaning oracle's, and it draws no more complaints."""
-    seeds, kwargs = [0, 1, 2], {"horizon": 30}
+    is not measurably below the inbox-leaning oracle's (paired 95% CI of the difference reaches 0), and it draws no
+    more complaints. Both plan on expected values, so neither is the best policy for the realised return."""
+    seeds, kwargs = list(range(10)), {"horizon": 30}
     reward = run_episodes("oracle-reward", "ipwarmup/Randomized-v1", seeds, kwargs)
     inbox = run_episodes("oracle", "ipwarmup/Randomized-v1", seeds, kwargs)
-    assert np.mean([k["return"] for k in reward]) >= np.mean([k["return"] for k in inbox]) - 0.05
+    diff = np.array([r["return"] - i["return"] for r, i in zip(reward, inbox, strict=True)])
+    assert diff.mean() + 2.0 * diff.std(ddof=1) / np.sqrt(len(diff)) >= 0.0, diff
     assert np.mean([k["complaint_rate"] for k in reward]) <= np.mean([k["complaint_rate"] for k in inbox]) + 1e-5
