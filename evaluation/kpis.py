@@ -49,10 +49,11 @@ def _worst(nums: np.ndarray, dens: np.ndarray) -> float:
 def days_to_full(carried: np.ndarray, demand: np.ndarray, delivered: np.ndarray, sent: np.ndarray) -> float:
     """First day (1-based) of ``FULL_RUN`` running full-volume days, or :data:`NEVER`."""
     full = (carried >= FULL_CARRY * demand) & (delivered >= FULL_DELIVERED * sent) & (sent > 0)
-    for t in range(len(full) - FULL_RUN + 1):
-        if full[t : t + FULL_RUN].all():
-            return float(t + 1)
-    return NEVER
+    if len(full) < FULL_RUN:
+        return NEVER
+    running = np.concatenate(([0], np.cumsum(full)))
+    starts = np.flatnonzero(running[FULL_RUN:] - running[:-FULL_RUN] == FULL_RUN)  # windows of all-full days
+    return float(starts[0] + 1) if starts.size else NEVER
 
 
 def day_kpis(
