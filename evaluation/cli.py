@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         prog="evaluate.py",
         description="Benchmark warm-up policies over scenarios and seeds; writes episodes.csv, summary.csv/.md, "
-                    "poi.csv, traces.csv, plots/ and manifest.json into --out.",
+                    "poi.csv, paired.csv, traces.csv, plots/ and manifest.json into --out.",
         epilog="Env specs take scenario overrides after a colon: ipwarmup/NewIP-v1:horizon=10,demand=20000 or "
                "ipwarmup/Randomized-v1:profile=poor-list. See docs/benchmark.md.",
     )
@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes running episodes (default: all cores); results do not depend on it")
     p.add_argument("--reference", default=REFERENCE_POLICY,
                    help=f"policy that probability of improvement is measured against (default {REFERENCE_POLICY})")
-    p.add_argument("--metric", default="return", help="higher-is-better KPI for probability of improvement")
+    p.add_argument("--metric", default="return",
+                   help="higher-is-better KPI for probability of improvement and the paired comparisons")
     p.add_argument("--reps", type=_positive_int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--trace-episodes", type=int, default=3,
                    help="episodes per policy and env whose day-by-day trace is kept for plots and traces.csv")
@@ -198,6 +199,15 @@ def execute(plan: Plan, out: Path, *, workers: int = 1, plots: bool = True, prog
     else:
         poi_note = f"Probability of improvement not computed: the reference {plan.reference!r} was not evaluated " \
                    f"(add it to --policy)."
+    candidates, baselines = comparison_sides(plan.policies, plan.reference)
+    paired, paired_note = None, None
+    if any(c != b for c in candidates for b in baselines):
+        paired = stats.paired_comparisons(scored, plan.metric, candidates, baselines, reps=plan.reps,
+                                          seed=plan.seeds[0], workers=workers)
+    elif len(plan.policies) > 1:
+        paired_note = "Paired comparisons not computed: " + (
+            "no baseline was evaluated beside the candidates." if candidates else
+            f"only baselines were evaluated, and not the reference {plan.reference!r} (add it to --policy).")
     config = plan.config()
     config["kpis"] = kpis
     manifest = report.build_manifest(config, command, argv)
@@ -206,15 +216,35 @@ def execute(plan: Plan, out: Path, *, workers: int = 1, plots: bool = True, prog
         report.write_csv(summary, tmp / "summary.csv")
         if poi is not None:
             report.write_csv(poi, tmp / "poi.csv")
+        if paired is not None:
+            report.write_csv(paired, tmp / "paired.csv")
         traces = report.traces_frame(results)
         if len(traces):
             report.write_csv(traces, tmp / "traces.csv")
         if plots:
             _plots(plan, results, scored, summary, poi, tmp / "plots")
         manifest["elapsed_seconds"] = round(time.perf_counter() - start, 2)
-        (tmp / "summary.md").write_text(report.summary_markdown(summary, poi, manifest, poi_note, censor))
+        (tmp / "summary.md").write_text(report.summary_markdown(summary, poi, manifest, poi_note, censor, paired,
+                                                                paired_note))
         report.write_json(manifest, tmp / report.MANIFEST)
     return manifest
+
+
+def comparison_sides(policies: Sequence[PolicySpec], reference: str) -> tuple[list[str], list[str]]:
+    """Who faces whom in paired.csv: (candidates, baselines), as labels.
+
+    A benchmark is run to see whether new policies (training runs, sweeps, policy cards: any spec that is not a
+    name in ``agents.BASELINES``) beat each established baseline evaluated beside them, not only the reference;
+    so every candidate meets every evaluated baseline. A run of baselines alone has no candidate, and all pairs
+    of baselines would be n^2 mostly idle lines: then each policy meets the reference alone, as in poi.csv.
+    """
+    from agents import BASELINES
+
+    candidates = [p.label for p in policies if p.spec not in BASELINES]
+    if candidates:
+        return candidates, [p.label for p in policies if p.spec in BASELINES]
+    labels = [p.label for p in policies]
+    return ([p for p in labels if p != reference], [reference]) if reference in labels else ([], [])
 
 
 def censor_never(episodes: pd.DataFrame, censor: dict[str, int]) -> pd.DataFrame:
@@ -291,5 +321,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(130) from None
     if not args.quiet:
         n = len(plan.seeds) * len(plan.policies) * len(plan.envs)
+        if (args.out / "paired.csv").is_file():  # removed when this run wrote none
+            print("\n".join(report.paired_lines(pd.read_csv(args.out / "paired.csv"))))
         print(f"wrote {args.out} ({n} episodes, {manifest['elapsed_seconds']:.1f} s, "
               f"config {manifest['config_hash'][:12]})")

@@ -1,4 +1,4 @@
-"""Result files: episodes.csv, summary.csv/.md, poi.csv, traces.csv, manifest.json, and the output folder.
+"""Result files: episodes.csv, summary.csv/.md, poi.csv, paired.csv, traces.csv, manifest.json, and the output folder.
 
 Everything is written into a hidden staging folder beside ``--out`` and published only when complete
 (:func:`core.util.output_folder`), so an interrupted or failed run never leaves a folder that looks like a
@@ -27,7 +27,7 @@ from evaluation.stats import ALL_ENVS
 
 MANIFEST = "manifest.json"
 TOOL = "evaluate.py"
-RESULT_FILES = ("episodes.csv", "summary.csv", "summary.md", "poi.csv", "traces.csv", MANIFEST)
+RESULT_FILES = ("episodes.csv", "summary.csv", "summary.md", "poi.csv", "paired.csv", "traces.csv", MANIFEST)
 """The fixed names evaluate.py writes (plus plots/*.png); checked against foreign files before any work."""
 PACKAGES = ("numpy", "gymnasium", "stable-baselines3", "torch", "rliable", "arch", "scipy", "pandas", "matplotlib")
 
@@ -125,9 +125,57 @@ def _table(summary: pd.DataFrame, poi: pd.DataFrame | None, env: str, policies: 
     return lines
 
 
+def _diff_cell(metric: str, row: Any) -> str:
+    """``+1.23 [0.80, 1.66]``: a paired mean difference (signed) and its CI, in the metric's own format."""
+    sign = "+" if row["mean_diff"] > 0 else ""
+    return f"{sign}{_fmt(metric, row['mean_diff'])} [{_fmt(metric, row['ci_low'])}, {_fmt(metric, row['ci_high'])}]"
+
+
+def _wins_cell(row: Any) -> str:
+    ties = f" ({row['ties']} ties)" if row["ties"] else ""
+    return f"{row['wins']}/{row['n']}{ties}"
+
+
+def _poi_cell(row: Any) -> str:
+    return f"{row['poi']:.2f} [{row['poi_ci_low']:.2f}, {row['poi_ci_high']:.2f}]"
+
+
+def paired_lines(paired: pd.DataFrame) -> list[str]:
+    """One stdout line per candidate and baseline, over all envs: mean difference [CI], wins/N, PoI [CI]."""
+    return [f"{r['candidate']} vs {r['baseline']}: {r['metric']} {_diff_cell(r['metric'], r)}, wins {_wins_cell(r)}, "
+            f"PoI {_poi_cell(r)}" for _, r in paired[paired["env"] == ALL_ENVS].iterrows()]
+
+
+def _paired_section(paired: pd.DataFrame | None, note: str | None) -> list[str]:
+    """Per candidate, one table: its baselines over all envs, then per env (one env: that env's rows only)."""
+    if paired is None:
+        return ["## Paired comparisons", "", f"_{note}_", ""] if note else []
+    metric = paired["metric"].iloc[0] if len(paired) else ""
+    envs = [e for e in dict.fromkeys(paired["env"]) if e != ALL_ENVS]
+    groups = envs if len(envs) == 1 else [ALL_ENVS, *envs]
+    lines = ["## Paired comparisons", "",
+             f"Each candidate against each baseline on the same seeds: mean difference in `{metric}` "
+             "(candidate - baseline) [95% paired-t CI], seeds where the candidate scored higher out of the pairs, "
+             f"and P(candidate better) [95% CI], rliable's probability of improvement over that baseline. "
+             "Candidates are the policies that are not named baselines (training runs, sweeps, policy cards); "
+             "without one, every policy is compared with the reference. All rows in `paired.csv`.", ""]
+    for candidate, table in paired.groupby("candidate", sort=False):
+        lines += [f"### {candidate}", "", "| env | baseline | mean difference [95% CI] | wins/N | "
+                  "P(better) [95% CI] |", "|---|---|---|---|---|"]
+        for env in groups:
+            for i, (_, r) in enumerate(table[table["env"] == env].iterrows()):
+                shown = ("all envs" if env == ALL_ENVS else env) if i == 0 else ""
+                lines.append(f"| {shown} | {r['baseline']} | {_diff_cell(metric, r)} | {_wins_cell(r)} | "
+                             f"{_poi_cell(r)} |")
+        lines.append("")
+    return lines
+
+
 def summary_markdown(summary: pd.DataFrame, poi: pd.DataFrame | None, manifest: Mapping[str, Any],
-                     poi_note: str | None = None, censor: Mapping[str, float] | None = None) -> str:
-    """The tables a reader opens first: across envs, then one per env, headline KPIs as IQM [95% CI]."""
+                     poi_note: str | None = None, censor: Mapping[str, float] | None = None,
+                     paired: pd.DataFrame | None = None, paired_note: str | None = None) -> str:
+    """The tables a reader opens first: across envs, then one per env, headline KPIs as IQM [95% CI]; then the
+    paired comparisons of each candidate with each baseline (:func:`evaluation.stats.paired_comparisons`)."""
     cfg = manifest["config"]
     policies = list(dict.fromkeys(summary["policy"]))
     envs = [e for e in dict.fromkeys(summary["env"]) if e != ALL_ENVS]
@@ -158,6 +206,7 @@ def summary_markdown(summary: pd.DataFrame, poi: pd.DataFrame | None, manifest: 
     for env in envs:
         lines += [f"## {env}", ""]
         lines += _table(summary, poi, env, policies, kpis, reference, censor.get(env, np.inf)) + [""]
+    lines += _paired_section(paired, paired_note)
     return "\n".join(lines)
 
 

@@ -4,6 +4,8 @@ Interquartile mean with 95% stratified-bootstrap confidence intervals per (polic
 (each env a task, runs resampled within it), probability of improvement over a reference policy, and
 performance profiles. Every bootstrap starts from ``seed``, so a policy's numbers depend
 on its own episodes, the env set and the seed, never on which other policies are in the run.
+Paired comparisons (:func:`paired_comparisons`) add, on top of rliable's PoI, the mean difference on
+the same seeds with scipy's paired-t interval and the count of seeds won.
 """
 
 from __future__ import annotations
@@ -148,11 +150,25 @@ def _poi_func(with_all: bool):
 
 def _poi_policy(policy: str, x: np.ndarray, y: np.ndarray, env_labels: list[str], reference: str, metric: str,
                 reps: int, seed: int, with_all: bool) -> list[dict]:
+    """One bootstrap of P(x > y) per env (plus their mean over envs when ``with_all``), rows of :data:`POI_COLUMNS`."""
     point, interval = _bootstrap({policy: [x, y]}, _poi_func(with_all), reps, seed)
     groups = env_labels + ([ALL_ENVS] if with_all else [])
     return [{"policy": policy, "reference": reference, "env": env, "metric": metric, "poi": float(point[policy][i]),
              "ci_low": float(interval[policy][0, i]), "ci_high": float(interval[policy][1, i])}
             for i, env in enumerate(groups)]
+
+
+POI_COLUMNS = ["policy", "reference", "env", "metric", "poi", "ci_low", "ci_high"]
+
+
+def _poi_pairs(episodes: pd.DataFrame, metric: str, pairs: Sequence[tuple[str, str]], *, with_all: bool, reps: int,
+               seed: int, workers: int) -> pd.DataFrame:
+    """PoI rows (:data:`POI_COLUMNS`) of each (policy, reference) pair: one bootstrap per pair, each from ``seed``."""
+    env_labels = list(dict.fromkeys(episodes["env"]))
+    policies = dict.fromkeys(p for pair in pairs for p in pair)
+    scores = {p: score_matrix(episodes, p, env_labels, [metric])[..., 0] for p in policies}
+    items = [(p, scores[p], scores[r], env_labels, r, metric, reps, seed, with_all) for p, r in pairs]
+    return pd.DataFrame([row for rows in _map(_poi_policy, items, workers) for row in rows], columns=POI_COLUMNS)
 
 
 def probability_of_improvement(episodes: pd.DataFrame, metric: str, reference: str, *, reps: int = 2000,
@@ -165,13 +181,74 @@ def probability_of_improvement(episodes: pd.DataFrame, metric: str, reference: s
     """
     if reference not in set(episodes["policy"]):
         raise ValueError(f"reference policy {reference!r} is not among the evaluated policies")
-    env_labels = list(dict.fromkeys(episodes["env"]))
-    with_all = len(env_labels) > 1
-    y = score_matrix(episodes, reference, env_labels, [metric])[..., 0]
-    items = [(p, score_matrix(episodes, p, env_labels, [metric])[..., 0], y, env_labels, reference, metric, reps, seed,
-              with_all) for p in dict.fromkeys(episodes["policy"]) if p != reference]
-    rows = [row for rows in _map(_poi_policy, items, workers) for row in rows]
-    return pd.DataFrame(rows, columns=["policy", "reference", "env", "metric", "poi", "ci_low", "ci_high"])
+    pairs = [(p, reference) for p in dict.fromkeys(episodes["policy"]) if p != reference]
+    return _poi_pairs(episodes, metric, pairs, with_all=episodes["env"].nunique() > 1, reps=reps, seed=seed,
+                      workers=workers)
+
+
+PAIRED_COLUMNS = ["candidate", "baseline", "env", "metric", "n", "mean_diff", "ci_low", "ci_high", "wins", "losses",
+                  "ties", "poi", "poi_ci_low", "poi_ci_high"]
+
+
+def paired_scores(episodes: pd.DataFrame, metric: str, candidate: str, baseline: str) -> pd.DataFrame:
+    """``metric`` of both policies side by side, one row per (env, seed): columns env, seed, candidate, baseline.
+
+    A pooled sweep (several runs on each seed) enters as its mean over runs on that seed, so a row is one
+    seed, the independent unit. Raises ValueError when the two policies were not run on the same seeds.
+    """
+    c, b = (episodes[episodes["policy"] == p].groupby(["env", "seed"], sort=False)[metric].mean()
+            for p in (candidate, baseline))
+    for name, mine, other, theirs in ((candidate, c, baseline, b), (baseline, b, candidate, c)):
+        missing = theirs.index.difference(mine.index)
+        if len(missing):
+            shown = ", ".join(f"{env} seed {s}" for env, s in missing[:3]) + (" ..." if len(missing) > 3 else "")
+            raise ValueError(f"cannot pair {candidate!r} with {baseline!r} on the same seeds: {name!r} has no episode "
+                             f"for {len(missing)} (env, seed) of {other!r} ({shown})")
+    both = pd.concat({"candidate": c, "baseline": b}, axis=1, join="inner")
+    return both.reset_index()
+
+
+def _paired_stats(c: np.ndarray, b: np.ndarray) -> dict:
+    """n, mean of c - b with scipy's paired-t 95% CI ([d, d] when every difference is d), wins/losses/ties."""
+    d = c - b
+    mean = float(d.mean())
+    if len(d) < 2:
+        low = high = float("nan")  # one pair: no interval
+    elif np.ptp(d) <= 1e-9 * np.abs(d).max():  # every difference d, up to rounding
+        low = high = mean  # scipy would return NaN (zero standard error) or warn of catastrophic cancellation
+    else:
+        ci = scipy.stats.ttest_rel(c, b).confidence_interval(CONFIDENCE)
+        low, high = float(ci.low), float(ci.high)
+    return {"n": len(d), "mean_diff": mean, "ci_low": low, "ci_high": high, "wins": int((d > 0).sum()),
+            "losses": int((d < 0).sum()), "ties": int((d == 0).sum())}
+
+
+def paired_comparisons(episodes: pd.DataFrame, metric: str, candidates: Sequence[str], baselines: Sequence[str], *,
+                       reps: int = 2000, seed: int = 0, workers: int = 1) -> pd.DataFrame:
+    """Each candidate against each baseline on the same seeds (:data:`PAIRED_COLUMNS`), per env and over all envs.
+
+    Episodes of two policies on one env with one seed face the same simulated world, so they are paired by
+    (env, seed): ``mean_diff`` is the mean of candidate - baseline with its 95% paired-t CI, wins/losses/ties
+    count seeds where the candidate's ``metric`` is higher/lower/equal (higher is better). The ``all`` row pools
+    every pair (each env weighs by its pair count, equal here). ``poi`` is rliable's probability of improvement
+    of the candidate over that baseline with its 95% CI, as in :func:`probability_of_improvement` (its ``all``
+    row is the mean over envs, also with one env).
+    """
+    unknown = [p for p in dict.fromkeys([*candidates, *baselines]) if p not in set(episodes["policy"])]
+    if unknown:
+        raise ValueError(f"policies not among the evaluated ones: {', '.join(map(repr, unknown))}")
+    pairs = [(c, b) for c in candidates for b in baselines if c != b]
+    rows = []
+    for c, b in pairs:
+        scores = paired_scores(episodes, metric, c, b)
+        groups = [*scores.groupby("env", sort=False), (ALL_ENVS, scores)]
+        rows += [{"candidate": c, "baseline": b, "env": env, "metric": metric,
+                  **_paired_stats(g["candidate"].to_numpy(float), g["baseline"].to_numpy(float))} for env, g in groups]
+    poi = _poi_pairs(episodes, metric, pairs, with_all=True, reps=reps, seed=seed, workers=workers)
+    poi = poi.rename(columns={"policy": "candidate", "reference": "baseline", "ci_low": "poi_ci_low",
+                              "ci_high": "poi_ci_high"})
+    table = pd.DataFrame(rows, columns=PAIRED_COLUMNS[:11])
+    return table.merge(poi.drop(columns="metric"), on=["candidate", "baseline", "env"], how="left")[PAIRED_COLUMNS]
 
 
 def performance_profiles(episodes: pd.DataFrame, metric: str, taus: np.ndarray, *, reps: int = 2000,
