@@ -32,10 +32,10 @@ RESULT_FILES = ("episodes.csv", "summary.csv", "summary.md", "poi.csv", "paired.
 PACKAGES = ("numpy", "gymnasium", "stable-baselines3", "torch", "rliable", "arch", "scipy", "pandas", "matplotlib")
 
 # Columns of the Markdown tables, in reading order; the full set is in summary.csv.
-HEADLINE_KPIS = ("inboxed_share", "days_to_full", "worst_complaint_rate", "worst_bounce_rate", "deferral_share",
-                 "blocks", "paused", "return")
-PERCENT_KPIS = frozenset({"inboxed_share", "complaint_rate", "worst_complaint_rate", "bounce_rate", "worst_bounce_rate",
-                          "deferral_share", "paused"})
+HEADLINE_KPIS = ("inboxed_share_all", "inboxed_share", "days_to_full", "worst_complaint_rate", "worst_bounce_rate",
+                 "deferral_share", "blocks", "paused", "return")
+PERCENT_KPIS = frozenset({"inboxed_share_all", "inboxed_share", "complaint_rate", "worst_complaint_rate",
+                          "bounce_rate", "worst_bounce_rate", "deferral_share", "paused"})
 
 
 def check_output_dir(out: Path) -> None:

@@ -154,16 +154,20 @@ def test_tensorboard_logs_and_final_report(tmp_path: Path) -> None:
     assert "ses-standard" in table.splitlines()[1] and table.splitlines()[-1].startswith("PPO ")
 
 
-def test_verdict_needs_every_interval_apart() -> None:
+def test_verdict_needs_more_inboxed_apart_and_rates_not_worse() -> None:
     from training.report import verdict
 
     base = {"inboxed_share_all": (0.53, 0.52, 0.54), "complaint_rate": (5e-4, 4.9e-4, 5.1e-4),
             "bounce_rate": (0.010, 0.0099, 0.0101)}
-    better = {"inboxed_share_all": (0.70, 0.69, 0.71), "complaint_rate": (4e-4, 3.9e-4, 4.1e-4),
-              "bounce_rate": (0.009, 0.0089, 0.0091)}
-    assert verdict(better, base, "ses-standard").startswith("PPO beats ses-standard")
-    overlapping = {**better, "complaint_rate": (4.8e-4, 4.6e-4, 4.95e-4)}
-    assert "not fewer complaints" in verdict(overlapping, base, "ses-standard")
+    same_rates = {"inboxed_share_all": (0.70, 0.69, 0.71), "complaint_rate": (5.05e-4, 4.95e-4, 5.15e-4),
+                  "bounce_rate": (0.010, 0.0099, 0.0101)}
+    assert verdict(same_rates, base, "ses-standard").startswith("PPO beats ses-standard")
+    overlapping_inbox = {**same_rates, "inboxed_share_all": (0.545, 0.535, 0.555)}
+    assert "not more inboxed" in verdict(overlapping_inbox, base, "ses-standard")
+    more_complaints = {**same_rates, "complaint_rate": (6e-4, 5.2e-4, 6.8e-4)}
+    assert "more complaints" in verdict(more_complaints, base, "ses-standard")
+    more_bounces = {**same_rates, "bounce_rate": (0.02, 0.019, 0.021)}
+    assert "more bounces" in verdict(more_bounces, base, "ses-standard")
 
 
 def test_exponent_floats_read_as_numbers(tmp_path: Path) -> None:

@@ -11,7 +11,10 @@ constructor arguments:
 * ``env_kwargs``: scenario overrides passed to the env;
 * ``eval_freq`` / ``eval_episodes``: periodic deterministic evaluation on fixed seeds (0 disables);
   the best model by mean episode return is kept as ``best_model.zip``;
-* ``save_freq``: steps between checkpoints (Ctrl-C also saves one; ``--resume`` continues from it).
+* ``save_freq``: steps between checkpoints (Ctrl-C also saves one; ``--resume`` continues from it);
+* ``horizon_is_terminal``: PPO does not bootstrap past the last day (:class:`training.vec_env.SimulatorVecEnv`);
+* ``readiness_shaping``: potential-based shaping with the readiness bonus as the potential, at PPO's ``gamma``
+  (same optimal policies, denser credit; episode statistics stay unshaped).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ TRAINING_KEYS: dict[str, type | tuple[type, ...]] = {
     "eval_freq": int,
     "eval_episodes": int,
     "save_freq": int,
+    "horizon_is_terminal": bool,
+    "readiness_shaping": bool,
 }
 ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu")
 

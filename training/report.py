@@ -45,18 +45,23 @@ def compare_with_baseline(run_dir: Path, n_episodes: int = 100, baseline: str = 
 
 def verdict(ppo: dict[str, tuple[float, float, float]], base: dict[str, tuple[float, float, float]],
             baseline: str) -> str:
-    """The claim train.py prints, checked strictly: more mail inboxed via any route, fewer complaints and fewer
-    bounces (account-wide), each with 95% CIs apart."""
-    checks = {
-        "more inboxed": ppo["inboxed_share_all"][1] > base["inboxed_share_all"][2],
-        "fewer complaints": ppo["complaint_rate"][2] < base["complaint_rate"][1],
-        "fewer bounces": ppo["bounce_rate"][2] < base["bounce_rate"][1],
+    """The claim train.py prints: more mail inboxed via any route with 95% CIs apart, and no more complaints or
+    bounces (account-wide) than the baseline (PPO's CI not entirely above the baseline's).
+
+    Complaints and bounces are SES's account-wide rates over every route, so a policy that sends the whole
+    demand has the list's rates whatever route it picks: on NewIP-v1 every baseline and the oracle bounce 1.60%
+    and complain 0.070-0.075% (docs/benchmark.md). "Fewer, CIs apart" would fail every policy that sends its
+    mail, so the check there is "not worse"."""
+    checks = {  # what holds -> (whether it does, what is said when it does not)
+        "more inboxed (all routes)": (ppo["inboxed_share_all"][1] > base["inboxed_share_all"][2],
+                                      "not more inboxed (all routes)"),
+        "no more complaints": (ppo["complaint_rate"][1] <= base["complaint_rate"][2], "more complaints"),
+        "no more bounces": (ppo["bounce_rate"][1] <= base["bounce_rate"][2], "more bounces"),
     }
-    held = [name for name, ok in checks.items() if ok]
-    missed = [name for name, ok in checks.items() if not ok]
+    missed = [said for ok, said in checks.values() if not ok]
     if not missed:
-        return f"PPO beats {baseline}: {', '.join(held)}, every 95% CI disjoint"
-    return f"PPO does not clearly beat {baseline}: not {', '.join(missed)} (95% CIs overlap or the wrong way)"
+        return f"PPO beats {baseline}: {', '.join(checks)} (95% CIs)"
+    return f"PPO does not clearly beat {baseline}: {', '.join(missed)} (95% CIs)"
 
 
 def _cell(kpi: str, ci: tuple[float, float, float], reached: int, n_episodes: int) -> str:

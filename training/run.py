@@ -102,7 +102,10 @@ def make_training_env(config: dict[str, Any], seed: int) -> Any:
     from training.vec_env import SimulatorVecEnv
 
     try:
-        venv: Any = SimulatorVecEnv(config["env_id"], config["n_envs"], seed=seed, **config.get("env_kwargs", {}))
+        shaping = config.get("gamma", 0.99) if config.get("readiness_shaping", False) else None
+        venv: Any = SimulatorVecEnv(config["env_id"], config["n_envs"], seed=seed,
+                                    horizon_is_terminal=config.get("horizon_is_terminal", False),
+                                    shaping_gamma=shaping, **config.get("env_kwargs", {}))
     except ScenarioError as exc:
         raise ConfigError(str(exc)) from None
     if config.get("normalize", True):

@@ -21,11 +21,27 @@ from evaluation.kpis import DAY_COUNTS, day_kpis
 
 
 class SimulatorVecEnv(VecEnv):
-    """``n_envs`` episodes of one scenario; SB3 auto-reset semantics (terminal obs in ``info``)."""
+    """``n_envs`` episodes of one scenario; SB3 auto-reset semantics (terminal obs in ``info``).
 
-    def __init__(self, scenario: str | Scenario, n_envs: int, seed: int | None = None, **overrides: Any) -> None:
+    Two training choices, both leaving the episode statistics (``info['episode']``, ``info['kpis']``) as the env
+    defines them:
+
+    * ``horizon_is_terminal``: the last day is reported as an episode end, not a time limit, so PPO does not
+      bootstrap a value beyond it. The horizon is part of the task (the day is observed and the readiness bonus is
+      the value of what comes after), and no state past it was ever trained on.
+    * ``shaping_gamma``: potential-based shaping (Ng, Harada and Russell, 1999) with the readiness bonus as the
+      potential, ``r + gamma * Phi(s') - Phi(s)`` with ``Phi = reward_ready_value * readiness`` and ``Phi = 0``
+      after the last day: the same optimal policies, but the credit for building readiness arrives the day it is
+      built instead of 60 days later. ``None`` trains on the env's reward as it is.
+    """
+
+    def __init__(self, scenario: str | Scenario, n_envs: int, seed: int | None = None, *,
+                 horizon_is_terminal: bool = False, shaping_gamma: float | None = None, **overrides: Any) -> None:
         self.scenario = scenario if isinstance(scenario, Scenario) else get_scenario(scenario, **overrides)
         self.sim = Simulator(self.scenario, n_envs)
+        self.horizon_is_terminal = horizon_is_terminal
+        self.shaping_gamma = shaping_gamma
+        self._potential = np.zeros(n_envs)
         observation_space, action_space = spaces_for()
         self.render_mode = None
         super().__init__(n_envs, observation_space, action_space)
@@ -46,7 +62,12 @@ class SimulatorVecEnv(VecEnv):
             self._rng = np.random.default_rng(self._seeds[0])
         self._reset_seeds()
         self._episode_len[:] = 0
-        return self.sim.reset(self._rng)
+        obs = self.sim.reset(self._rng)
+        self._potential = self._readiness_potential()
+        return obs
+
+    def _readiness_potential(self) -> np.ndarray:
+        return self.sim.rules.reward_ready_value * self.sim.readiness()
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions)
@@ -61,6 +82,11 @@ class SimulatorVecEnv(VecEnv):
         self._rewards[rows, day] = result.reward
         self._episode_len += 1
         dones = result.terminated | result.truncated
+        reward = result.reward
+        if self.shaping_gamma is not None:
+            potential = np.where(dones, 0.0, self._readiness_potential())
+            reward = reward + self.shaping_gamma * potential - self._potential
+            self._potential = potential
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         obs = result.obs
         if dones.any():
@@ -71,14 +97,17 @@ class SimulatorVecEnv(VecEnv):
                                 FEEDBACK_LOOP)
                 infos[i] = {
                     "terminal_observation": obs[i].copy(),
-                    "TimeLimit.truncated": bool(result.truncated[i] and not result.terminated[i]),
+                    "TimeLimit.truncated": bool(result.truncated[i] and not result.terminated[i]
+                                                and not self.horizon_is_terminal),
                     "episode": {"r": kpis["return"], "l": length, "t": 0.0},
                     "kpis": kpis,
                 }
             reset_obs = self.sim.reset(self._rng, dones)
             obs[dones] = reset_obs[dones]
             self._episode_len[dones] = 0
-        return obs, result.reward.astype(np.float32), dones, infos
+            if self.shaping_gamma is not None:
+                self._potential[dones] = self._readiness_potential()[dones]
+        return obs, reward.astype(np.float32), dones, infos
 
     def close(self) -> None:
         return None
