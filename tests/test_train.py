@@ -211,3 +211,19 @@ def test_a_run_from_another_feature_layout_is_refused_in_one_line(tmp_path: Path
     result = _run_cli("--resume", str(run))
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "trained on observations of shape" in result.stderr.strip().splitlines()[-1]
+
+
+def test_initial_share_sets_where_the_untrained_policy_starts() -> None:
+    from core.actions import action_to_share
+    from training.config import ConfigError, build_model, resolve_config
+    from training.run import make_training_env
+
+    config = resolve_config("ipwarmup/NewIP-v1", None, {**TINY, "initial_share": 0.01})
+    model = build_model(config, make_training_env(config, seed=0), seed=0)
+    obs = make_training_env(config, seed=1).reset()
+    action, _ = model.predict(obs, deterministic=True)
+    assert np.allclose(action_to_share(action), 0.01, rtol=0.5)  # SB3 starts the head's weights near 0
+    default = build_model(resolve_config("ipwarmup/NewIP-v1", None, TINY), make_training_env(config, 0), seed=0)
+    assert np.allclose(action_to_share(default.predict(obs, deterministic=True)[0]), 0.1, rtol=0.5)
+    with pytest.raises(ConfigError, match="initial_share"):
+        resolve_config("ipwarmup/NewIP-v1", None, {"initial_share": 2.0})

@@ -13,6 +13,8 @@ constructor arguments:
   the best model by mean episode return is kept as ``best_model.zip``;
 * ``save_freq``: steps between checkpoints (Ctrl-C also saves one; ``--resume`` continues from it);
 * ``horizon_is_terminal``: PPO does not bootstrap past the last day (:class:`training.vec_env.SimulatorVecEnv`);
+* ``initial_share``: the share of each provider's mail the untrained policy's mean action puts on the new IP (the
+  action head's bias; SB3 starts it at 0, i.e. 10%): where PPO starts exploring from;
 * ``readiness_shaping``: potential-based shaping with the readiness bonus as the potential, at PPO's ``gamma``
   (same optimal policies, denser credit; episode statistics stay unshaped).
 """
@@ -25,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from core.util import did_you_mean
@@ -42,6 +45,7 @@ TRAINING_KEYS: dict[str, type | tuple[type, ...]] = {
     "save_freq": int,
     "horizon_is_terminal": bool,
     "readiness_shaping": bool,
+    "initial_share": (int, float),
 }
 ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu")
 
@@ -134,6 +138,8 @@ def validate_config(config: dict[str, Any]) -> None:
     for key in ("n_envs", "n_timesteps", "frame_stack"):
         if key in config and config[key] < 1:
             raise ConfigError(f"hyperparameter {key!r} must be at least 1, got {config[key]}")
+    if "initial_share" in config and not 1e-4 <= config["initial_share"] <= 1.0:
+        raise ConfigError(f"hyperparameter 'initial_share' must be between 0.0001 and 1, got {config['initial_share']}")
     kwargs = config.get("policy_kwargs") or {}
     if not isinstance(kwargs, dict):
         raise ConfigError(f"policy_kwargs must be a mapping, got {kwargs!r}")
@@ -158,6 +164,16 @@ def build_model(config: dict[str, Any], venv: Any, seed: int, tensorboard_log: s
 
     ppo_kwargs = {k: v for k, v in config.items() if k in _ppo_arguments()}
     ppo_kwargs["policy_kwargs"] = make_policy_kwargs(config)
-    return PPO(env=venv, seed=seed, device="cpu", verbose=0, tensorboard_log=tensorboard_log, **ppo_kwargs)
+    model = PPO(env=venv, seed=seed, device="cpu", verbose=0, tensorboard_log=tensorboard_log, **ppo_kwargs)
+    if "initial_share" in config:
+        import torch
+
+        from core.actions import share_to_action
+
+        action_head = model.policy.action_net
+        assert isinstance(action_head, torch.nn.Linear)  # SB3's Gaussian head for a Box action space
+        with torch.no_grad():
+            action_head.bias.fill_(float(share_to_action(np.array(config["initial_share"], np.float64))))
+    return model
 
 
