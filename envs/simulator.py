@@ -110,11 +110,18 @@ class Simulator:
 
         A provider counts as far as the IP carries its mail today (the share) times how far its reputation has
         come from cold to HIGH; an IP that carries everything at a HIGH reputation everywhere scores 1."""
+        return (self._demand_weight() * self.share * self._progress()).sum(-1)
+
+    def reputation_progress(self) -> np.ndarray:
+        """0..1 per episode: :meth:`readiness` as if the IP carried everything (reputation alone)."""
+        return (self._demand_weight() * self._progress()).sum(-1)
+
+    def _progress(self) -> np.ndarray:
         r = self.rules
-        progress = np.clip((self.state.reputation - r.cold_reputation) / (r.high_reputation - r.cold_reputation),
-                           0.0, 1.0)
-        weight = self.params.demand / np.maximum(self.params.demand.sum(-1, keepdims=True), 1)
-        return (weight * self.share * progress).sum(-1)
+        return np.clip((self.state.reputation - r.cold_reputation) / (r.high_reputation - r.cold_reputation), 0.0, 1.0)
+
+    def _demand_weight(self) -> np.ndarray:
+        return self.params.demand / np.maximum(self.params.demand.sum(-1, keepdims=True), 1)
 
     def empty_outcome(self) -> DayOutcome:
         """A day on which nothing happened: what the observation and info show at reset."""

@@ -29,10 +29,12 @@ class SimulatorVecEnv(VecEnv):
     * ``horizon_is_terminal``: the last day is reported as an episode end, not a time limit, so PPO does not
       bootstrap a value beyond it. The horizon is part of the task (the day is observed and the readiness bonus is
       the value of what comes after), and no state past it was ever trained on.
-    * ``shaping_gamma``: potential-based shaping (Ng, Harada and Russell, 1999) with the readiness bonus as the
-      potential, ``r + gamma * Phi(s') - Phi(s)`` with ``Phi = reward_ready_value * readiness`` and ``Phi = 0``
-      after the last day: the same optimal policies, but the credit for building readiness arrives the day it is
-      built instead of 60 days later. ``None`` trains on the env's reward as it is.
+    * ``shaping_gamma``: potential-based shaping (Ng, Harada and Russell, 1999), ``r + gamma * Phi(s') - Phi(s)``
+      with ``Phi = reward_ready_value * reputation_progress`` (the readiness bonus the IP would earn at full
+      share) and ``Phi = 0`` after the last day: the same optimal policies, but the credit for building
+      reputation arrives the day it is built instead of at the end. The potential leaves out the share itself:
+      with it, the last day's share learned worse (measured in docs/training.md). ``None`` trains on the env's
+      reward as it is.
     """
 
     def __init__(self, scenario: str | Scenario, n_envs: int, seed: int | None = None, *,
@@ -67,7 +69,7 @@ class SimulatorVecEnv(VecEnv):
         return obs
 
     def _readiness_potential(self) -> np.ndarray:
-        return self.sim.rules.reward_ready_value * self.sim.readiness()
+        return self.sim.rules.reward_ready_value * self.sim.reputation_progress()
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions)
