@@ -87,14 +87,16 @@ def build_onnx(artifacts: RunArtifacts, providers: Sequence[str]) -> Any:
     import onnx
     import torch.nn as nn
     from onnx import TensorProto, helper, numpy_helper
-    from stable_baselines3.common.distributions import DiagGaussianDistribution
+    from stable_baselines3.common.distributions import DiagGaussianDistribution, StateDependentNoiseDistribution
     from stable_baselines3.common.torch_layers import FlattenExtractor
 
     policy = artifacts.model.policy
     if not isinstance(policy.pi_features_extractor, FlattenExtractor):
         raise ExportError("only MlpPolicy (FlattenExtractor) runs can be exported")
-    if not isinstance(policy.action_dist, DiagGaussianDistribution) or policy.squash_output:
-        raise ExportError("only Gaussian, unsquashed action distributions (PPO's default) can be exported")
+    # gSDE's deterministic action is the same mean as the Gaussian's: its noise only shapes exploration.
+    gaussian = (DiagGaussianDistribution, StateDependentNoiseDistribution)
+    if not isinstance(policy.action_dist, gaussian) or policy.squash_output:
+        raise ExportError("only Gaussian (or gSDE), unsquashed action distributions can be exported")
     k = artifacts.frame_stack
     names = feature_names(providers)
     size = len(names)
