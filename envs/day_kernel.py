@@ -82,7 +82,7 @@ class DayRules(NamedTuple):
     reference_open_rate: float
     min_growth_reputation: float
     min_pressure_base: float
-    # derived once per call
+    # derived from the scenario
     log_escalation_start: float
     log_escalation_full: float
 
