@@ -27,6 +27,8 @@ from envs.profiles import (
 from envs.scenario import Scenario
 
 P, K = len(PROVIDERS), len(TIERS)
+OVERFLOW_ROUTES = np.array(["shared_pool", "warm_pool", "none"])
+"""The routes ``overflow='mixed'`` draws from, one per episode."""
 MICROSOFT = PROVIDERS.index("microsoft")
 
 
@@ -123,12 +125,10 @@ def draw_episode_params(scenario: Scenario, rng: np.random.Generator, out: Episo
     inbox = np.asarray(s.inbox_rate) + s.inbox_rate_spread * rng.standard_normal((m, P))
     out.inbox_rate[idx] = np.clip(inbox, 0.05, 1.0)
     out.pool_inbox_rate[idx] = out.inbox_rate[idx] * rng.uniform(*s.pool_quality, size=(m, 1))
-    if s.overflow == "shared_pool":
-        out.pool_headroom[idx] = np.inf
-    elif s.overflow == "warm_pool":
-        out.pool_headroom[idx] = s.pool_headroom * out.demand[idx]
-    else:
-        out.pool_headroom[idx] = 0.0
+    routes = OVERFLOW_ROUTES[rng.integers(len(OVERFLOW_ROUTES), size=m)] if s.overflow == "mixed" \
+        else np.full(m, s.overflow)
+    out.pool_headroom[idx] = np.where(routes[:, None] == "shared_pool", np.inf,
+                                      np.where(routes[:, None] == "warm_pool", s.pool_headroom * out.demand[idx], 0.0))
     for name in ("tier_complaint_rate", "tier_unknown_user_rate", "tier_open_rate", "tier_trap_rate"):
         getattr(out, name)[idx] = np.clip(_around(rng, np.asarray(getattr(s, name)), s.tier_rate_spread, (m, K)),
                                           0.0, 1.0)

@@ -20,7 +20,7 @@ from envs.profiles import HELDOUT_PROFILES
 VERSION = 1
 """The dynamics' version: every registered id ends in ``-v{VERSION}``."""
 
-Overflow = Literal["shared_pool", "warm_pool", "none"]
+Overflow = Literal["shared_pool", "warm_pool", "none", "mixed"]
 AudienceOrder = Literal["engaged_first", "random"]
 Enforcement = Literal["ses", "none"]
 
@@ -148,7 +148,8 @@ class Scenario:
     retry_window_hours: float = 72.0
     """Deferred mail is retried this long, then bounces (72 h at SendGrid/SparkPost/Braze, 3.5)."""
     overflow: Overflow = "shared_pool"
-    """Where mail not put on the new IP goes (SES first dedicated IP: the shared pool, 1.1)."""
+    """Where mail not put on the new IP goes (SES first dedicated IP: the shared pool, 1.1). ``mixed`` draws one
+    of the three routes per episode, with equal odds: a training family that meets every route the suite has."""
     pool_quality: tuple[float, float] = (0.8, 0.95)
     """Range of the overflow route's inbox placement as a share of a reputable dedicated IP's, drawn per episode:
     a shared pool is an average sender (Validity global rate, 4.3, 9.6) that the agent cannot change. ASSUMPTION."""
@@ -306,8 +307,8 @@ def _validate(s: Scenario) -> None:
         fail(f"need 1 <= register_volume < keep_warm_volume, got {s.register_volume}, {s.keep_warm_volume}")
     if not 1.0 <= s.retry_window_hours <= 24 * 30:
         fail(f"retry_window_hours must be in [1, 720], got {s.retry_window_hours}")
-    if s.overflow not in ("shared_pool", "warm_pool", "none"):
-        fail(f"overflow must be 'shared_pool', 'warm_pool' or 'none', got {s.overflow!r}")
+    if s.overflow not in ("shared_pool", "warm_pool", "none", "mixed"):
+        fail(f"overflow must be 'shared_pool', 'warm_pool', 'none' or 'mixed', got {s.overflow!r}")
     if s.audience_order not in ("engaged_first", "random"):
         fail(f"audience_order must be 'engaged_first' or 'random', got {s.audience_order!r}")
     if s.enforcement not in ("ses", "none"):

@@ -66,3 +66,17 @@ def test_expected_value_day_is_deterministic() -> None:
     first, second = simulate_day(scenario, params, a, share, None), simulate_day(scenario, params, b, share, None)
     assert first.delivered.tolist() == second.delivered.tolist()
     assert np.array_equal(a.reputation, b.reputation)
+
+
+def test_mixed_overflow_draws_every_route_per_episode() -> None:
+    """``overflow='mixed'`` (a training family option): each episode gets a shared pool, a warm pool with finite
+    headroom or no overflow route, and the fixed scenarios' draws are untouched by the option's existence."""
+    from envs.simulator import Simulator
+
+    sim = Simulator(envs.get_scenario("ipwarmup/Randomized-v1", overflow="mixed"), 60)
+    sim.reset(np.random.default_rng(0))
+    headroom = sim.params.pool_headroom[:, 0]
+    assert np.isinf(headroom).any() and (headroom == 0).any() and (np.isfinite(headroom) & (headroom > 0)).any()
+    fixed = Simulator(envs.get_scenario("ipwarmup/Randomized-v1"), 60)
+    fixed.reset(np.random.default_rng(0))
+    assert np.isinf(fixed.params.pool_headroom).all()
