@@ -70,12 +70,15 @@ def _aggregate_func(kpis: Sequence[str], with_all: bool):
 def score_matrix(episodes: pd.DataFrame, policy: str, env_labels: Sequence[str], columns: Sequence[str]) -> np.ndarray:
     """Scores [runs, tasks, K] for one policy: rows by seed, one task per env, in the given order.
 
-    Every env must hold the same number of episodes (the runner guarantees it: one seed list for all).
+    A pooled sweep plays every seed once per trained run; those episodes share the simulated world, so they are
+    not independent draws: its row for a seed is the mean over its runs, and the bootstraps resample seeds. (Over
+    all 5 x 50 episodes as if independent, a sweep's CIs were about sqrt(5) too narrow.) Every env must hold the
+    same number of seeds (the runner guarantees it: one seed list for all).
     """
     blocks = []
     for env in env_labels:
-        sub = episodes[(episodes["policy"] == policy) & (episodes["env"] == env)].sort_values("seed")
-        blocks.append(sub[list(columns)].to_numpy(dtype=float))
+        sub = episodes[(episodes["policy"] == policy) & (episodes["env"] == env)]
+        blocks.append(sub.groupby("seed")[list(columns)].mean().sort_index().to_numpy(dtype=float))
     sizes = {b.shape[0] for b in blocks}
     if len(sizes) != 1 or 0 in sizes:
         raise ValueError(f"policy {policy!r} has unequal or missing episode counts across envs: {sorted(sizes)}")
