@@ -125,3 +125,15 @@ def test_performance_profile_is_rliable_score_distribution() -> None:
                                                reps=100)
     assert profiles["a"] == pytest.approx(rly.score_distributions(data, taus))
     assert np.all(cis["a"][0] <= profiles["a"] + 1e-12) and np.all(profiles["a"] <= cis["a"][1] + 1e-12)
+
+
+def test_a_pooled_sweep_counts_each_seed_once() -> None:
+    """Two runs on the same three seeds: one row per seed, the runs' mean (the seed is the independent unit)."""
+    import pandas as pd
+
+    from evaluation.stats import score_matrix
+
+    rows = [{"policy": "sweep", "env": "e", "seed": s, "return": float(s + run)} for run in (0, 10) for s in (1, 2, 3)]
+    matrix = score_matrix(pd.DataFrame(rows), "sweep", ["e"], ["return"])
+    assert matrix.shape == (3, 1, 1)
+    assert matrix[:, 0, 0].tolist() == [6.0, 7.0, 8.0]
