@@ -97,13 +97,13 @@ def _map(func, items: list, workers: int) -> list:
 
 
 def _summarize_policy(policy: str, scores: np.ndarray, env_labels: list[str], kpis: list[str], reps: int,
-                      seed: int, with_all: bool) -> list[dict]:
+                      seed: int, with_all: bool, episodes_per_env: int) -> list[dict]:
     point, interval = _bootstrap({policy: scores}, _aggregate_func(kpis, with_all), reps, seed)
     k = len(kpis)
     groups = env_labels + ([ALL_ENVS] if with_all else [])
     rows = []
     for g, env in enumerate(groups):
-        n = scores.shape[0] * (scores.shape[1] if env == ALL_ENVS else 1)
+        n = episodes_per_env * (scores.shape[1] if env == ALL_ENVS else 1)  # a sweep's episodes, not its seeds
         for j, kpi in enumerate(kpis):
             i = g * k + j
             rows.append({"policy": policy, "env": env, "kpi": kpi, "statistic": "mean" if kpi in BINARY_KPIS else "iqm",
@@ -124,8 +124,9 @@ def summarize(episodes: pd.DataFrame, kpis: Sequence[str], *, reps: int = 2000, 
     """
     env_labels = list(dict.fromkeys(episodes["env"]))
     with_all = len(env_labels) > 1
-    items = [(p, score_matrix(episodes, p, env_labels, kpis), env_labels, list(kpis), reps, seed, with_all)
-             for p in dict.fromkeys(episodes["policy"])]
+    per_env = episodes.groupby(["policy", "env"]).size()
+    items = [(p, score_matrix(episodes, p, env_labels, kpis), env_labels, list(kpis), reps, seed, with_all,
+              int(per_env[p].iloc[0])) for p in dict.fromkeys(episodes["policy"])]
     return pd.DataFrame([row for rows in _map(_summarize_policy, items, workers) for row in rows])
 
 

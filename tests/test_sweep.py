@@ -43,6 +43,9 @@ ENV = envs.ENV_IDS[0]
 TINY = ["n_envs:4", "n_steps:32", "batch_size:64", "n_epochs:1", "eval_freq:0", "save_freq:256",
         "policy_kwargs:{net_arch: [8]}"]
 CONFIGS = ("learning_rate=0.001", "learning_rate=0.0003")
+STEPS = 8192
+"""Env steps per trial: long enough that a trial still running at the kill cannot finish in the second its
+orphaned Ray worker outlives the driver (at 1,024 steps, the compiled simulator finished all four)."""
 
 
 def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -51,7 +54,7 @@ def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
 
 
 def _sweep_args(out: Path) -> list[str]:
-    return ["sweep", "--env", ENV, "--seeds", "0", "1", "-n", "1024", "--out", str(out), "--grid",
+    return ["sweep", "--env", ENV, "--seeds", "0", "1", "-n", str(STEPS), "--out", str(out), "--grid",
             "learning_rate=1e-3,3e-4", "--eval-episodes", "3", "--reps", "200", "-q", "--no-tensorboard",
             "-params", *TINY]
 
@@ -110,9 +113,9 @@ def _check_every_trial_is_an_ordinary_run_folder(sweep: dict, exported: Path) ->
         for seed in (0, 1):
             run = out / config / f"s{seed}"
             saved = yaml.safe_load((run / "config.yaml").read_text())
-            assert saved["learning_rate"] == lr and saved["seed"] == seed and saved["n_timesteps"] == 1024
+            assert saved["learning_rate"] == lr and saved["seed"] == seed and saved["n_timesteps"] == STEPS
             assert saved["policy_kwargs"] == {"net_arch": [8]}
-            assert load_run_policy(run).artifacts.model.num_timesteps >= 1024
+            assert load_run_policy(run).artifacts.model.num_timesteps >= STEPS
             report = json.loads((run / "report.json").read_text())
             assert read_trial(run)["kpis"]["return"] == report["mean_ci95"]["ppo"]["return"][0]
     ipwarmup_cli.main(["export", str(out / CONFIGS[0] / "s0"), "--out", str(exported)])
