@@ -58,8 +58,6 @@ class DayRules(NamedTuple):
     complaint_limit: float
     complaint_memory_days: float
     strain_memory_days: float
-    escalation_start: float
-    escalation_full: float
     listing_threshold: float
     listing_half_life_days: float
     spike_penalty: float
