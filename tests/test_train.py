@@ -225,5 +225,6 @@ def test_initial_share_sets_where_the_untrained_policy_starts() -> None:
     assert np.allclose(action_to_share(action), 0.01, rtol=0.5)  # SB3 starts the head's weights near 0
     default = build_model(resolve_config("ipwarmup/NewIP-v1", None, TINY), make_training_env(config, 0), seed=0)
     assert np.allclose(action_to_share(default.predict(obs, deterministic=True)[0]), 0.1, rtol=0.5)
-    with pytest.raises(ConfigError, match="initial_share"):
-        resolve_config("ipwarmup/NewIP-v1", None, {"initial_share": 2.0})
+    for bad in (2.0, True, float("nan")):
+        with pytest.raises(ConfigError, match="initial_share"):
+            resolve_config("ipwarmup/NewIP-v1", None, {"initial_share": bad})

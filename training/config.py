@@ -125,8 +125,9 @@ def validate_config(config: dict[str, Any]) -> None:
         if key not in known:
             raise ConfigError(f"unknown hyperparameter {key!r}{did_you_mean(key, known)}")
         expected = TRAINING_KEYS.get(key)
-        if expected is not None and (not isinstance(value, expected) or (expected is int and isinstance(value, bool))):
-            kind = getattr(expected, "__name__", expected)
+        numeric_bool = isinstance(value, bool) and expected is not bool  # YAML's true is no number
+        if expected is not None and (not isinstance(value, expected) or numeric_bool):
+            kind = "a number" if expected == (int, float) else getattr(expected, "__name__", expected)
             raise ConfigError(f"hyperparameter {key!r} must be {kind}, got {value!r}")
         default = ppo_args[key].default if key in ppo_args else None
         if isinstance(default, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
