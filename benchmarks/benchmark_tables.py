@@ -19,9 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agents import BASELINES  # noqa: E402
+from evaluation.report import PERCENT_KPIS  # noqa: E402
 from evaluation.stats import ALL_ENVS  # noqa: E402
 
-PERCENT = {"inboxed_share_all", "inboxed_share", "complaint_rate", "bounce_rate", "deferral_share"}
 CEILINGS = ("oracle", "oracle-reward")
 """Privileged policies: never counted as the best baseline a trained policy must beat."""
 
@@ -33,7 +33,7 @@ def short(env: str) -> str:
 
 
 def fmt(kpi: str, value: float) -> str:
-    return f"{100 * value:.1f}%" if kpi in PERCENT else f"{value:.1f}"
+    return f"{100 * value:.1f}%" if kpi in PERCENT_KPIS else f"{value:.1f}"
 
 
 def kpi_table(summary: pd.DataFrame, kpi: str) -> str:
