@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("results", type=Path, help="an evaluate.py output folder")
     parser.add_argument("--kpi", nargs="+", default=["inboxed_share_all", "return"])
     args = parser.parse_args(argv)
+    if not (args.results / "summary.csv").is_file():
+        parser.error(f"{args.results} is not an evaluate.py result folder (no summary.csv)")
     summary = pd.read_csv(args.results / "summary.csv")
     for kpi in args.kpi:
         print(f"### {kpi} per env (IQM)\n\n{kpi_table(summary, kpi)}\n")
