@@ -32,8 +32,9 @@ model's own uncertainty."""
 # Columns of the day's [n, P, N_OUTPUTS] int64 output, in the order of envs.dynamics.COUNT_FIELDS + ("available",)
 # (cell-major: writing [N_OUTPUTS, n, P] from the loop costs 9x more).
 (SENT, DELIVERED, INBOX, JUNK, DEFERRED, BOUNCED, BLOCKED, COMPLAINTS, OPENS, EXPIRED, FIRST_ATTEMPTS, OVERFLOW,
- OVERFLOW_DELIVERED, OVERFLOW_INBOX, OVERFLOW_BOUNCED, OVERFLOW_COMPLAINTS, TRAP_HITS, QUEUED, AVAILABLE) = range(19)
-N_OUTPUTS = 19
+ OVERFLOW_DELIVERED, OVERFLOW_INBOX, OVERFLOW_BOUNCED, OVERFLOW_COMPLAINTS, TRAP_HITS, QUEUED, SPIKE_EXCESS,
+ AVAILABLE) = range(20)
+N_OUTPUTS = 20
 DRAWS_PER_CELL = 13
 """Standard normals one (env, provider) cell consumes per day, whether or not it uses them all."""
 
@@ -364,8 +365,10 @@ def simulate_cells(
             rep = reputation[i, j]
             logistic = max(rep, r.min_growth_reputation) * (1.0 - rep)
             growth = reputation_rate[i, j] * activity * engagement * complaint_gate * throttle_gate * logistic
-            jump = on_ip / max(sent_peak[i, j], cold) - r.spike_allowance if sent_peak[i, j] > 0 else 0.0
-            spike = r.spike_penalty * _clip(jump, 0.0, 2.0)
+            # A new IP's first day is judged against its cold acceptance: no history is no licence to burst.
+            reference = max(sent_peak[i, j], cold)
+            spike = r.spike_penalty * _clip(on_ip / reference - r.spike_allowance, 0.0, 2.0)
+            spike_excess = max(on_ip - int(math.floor(r.spike_allowance * reference)), 0)
             complaint = r.complaint_penalty * _clip((pressure - r.complaint_limit) / r.complaint_limit, 0.0, 3.0)
             bounce = r.bounce_penalty * max(bounced / max(on_ip, 1) - r.bounce_safe, 0.0)
             traps = r.trap_penalty * trap_hits
@@ -393,4 +396,5 @@ def simulate_cells(
             out[i, j, OVERFLOW_COMPLAINTS] = pool_complaints
             out[i, j, TRAP_HITS] = trap_hits
             out[i, j, QUEUED] = _total(retry, i, j) + _total(backlog, i, j)
+            out[i, j, SPIKE_EXCESS] = spike_excess
             out[i, j, AVAILABLE] = available

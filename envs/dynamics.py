@@ -157,6 +157,7 @@ class DayOutcome:
     overflow_complaints: np.ndarray
     trap_hits: np.ndarray  # spam-trap hits on the new IP (hidden from the sender)
     queued: np.ndarray  # retry queue + backlog left at the end of the day
+    spike_excess: np.ndarray  # first attempts above the spike allowance (1.6 x the recent peak or cold acceptance)
     available: np.ndarray  # fresh demand + backlog the share applied to
     postmaster_band: np.ndarray  # [n] int64 Gmail Postmaster IP reputation published this morning: 0 BAD .. 3 HIGH
     snds_colour: np.ndarray  # [n] int64 Microsoft SNDS colour published this morning: 0 green, 1 yellow, 2 red
@@ -165,7 +166,7 @@ class DayOutcome:
 
 COUNT_FIELDS = ("sent", "delivered", "inbox", "junk", "deferred", "bounced", "blocked", "complaints", "opens",
                 "expired", "first_attempts", "overflow", "overflow_delivered", "overflow_inbox", "overflow_bounced",
-                "overflow_complaints", "trap_hits", "queued")
+                "overflow_complaints", "trap_hits", "queued", "spike_excess")
 """The [n, P] integer count fields of :class:`DayOutcome`."""
 
 
@@ -186,6 +187,13 @@ def _day_rules(s: Scenario, constants: tuple[float, ...]) -> DayRules:
 SCENARIO_RULES = DayRules._fields.index("block_reputation")
 DERIVED_RULES = DayRules._fields.index("log_escalation_start")
 """DayRules fields before ``SCENARIO_RULES`` are the scenario's, then this module's constants, then derived."""
+
+
+def first_day_allowance(scenario: Scenario) -> np.ndarray:
+    """Emails per provider [P] a new IP may send on its first day without a jump the model punishes (spike
+    allowance x cold acceptance), at the scenario's median cold acceptance: what a schedule's day 1 should stay
+    under. An episode's own cold acceptance is drawn around it, so this is a guide, not a guarantee."""
+    return np.floor(scenario.spike_allowance * np.asarray(scenario.cold_capacity, np.float64))
 
 
 def throttle_limit(scenario: Scenario, reputation: np.ndarray, peak: np.ndarray, cold: np.ndarray) -> np.ndarray:

@@ -18,11 +18,11 @@ from core.providers import PROVIDERS
 
 KPI_NAMES: tuple[str, ...] = ("inboxed_share", "inboxed_share_all", "days_to_full", "complaint_rate",
                               "worst_complaint_rate", "bounce_rate", "worst_bounce_rate", "deferral_share", "blocks",
-                              "paused", "return")
+                              "spike_days", "paused", "return")
 """The contract names (DESIGN.md); each KPI dict also holds ``final_reputation_<provider>`` and ``length``."""
 DAY_COUNTS: tuple[str, ...] = ("sent", "first_attempts", "delivered", "inbox", "deferred", "bounced", "blocked",
                                "complaints", "overflow", "overflow_delivered", "overflow_inbox", "overflow_bounced",
-                               "overflow_complaints")
+                               "overflow_complaints", "spike_excess")
 """The per-provider daily counts the KPIs are computed from (a subset of every step's info)."""
 NEVER = math.nan
 """``days_to_full`` when the new IP never reached full volume within the episode."""
@@ -74,6 +74,8 @@ def day_kpis(
     * ``bounce_rate``: hard bounces / sends (first attempts), every route, SES's way (a retry is not a new send).
     * ``deferral_share``: deferrals / attempts on the new IP (first attempts and retries).
     * ``worst_*``: the worst day with a representative volume (:data:`REPRESENTATIVE`).
+    * ``spike_days``: days on which some provider got more first attempts than the model's spike allowance
+      (1.6 x the recent peak, or x the cold acceptance on a new IP's first day): the jumps the model punishes.
     * ``blocks``: emails rejected (5xx); ``paused``: 1.0 if SES paused the account; ``return``: summed reward.
     """
     days = len(demand)
@@ -101,6 +103,7 @@ def day_kpis(
         "worst_bounce_rate": _worst(bounced, sends),
         "deferral_share": _ratio(total["deferred"].sum(), total["sent"].sum()),
         "blocks": float(total["blocked"].sum()),
+        "spike_days": float((total["spike_excess"] > 0).sum()),
         "paused": float(paused),
         "return": float(np.sum(rewards)),
     }

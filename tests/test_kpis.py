@@ -14,7 +14,8 @@ FBL = np.array([True, True, True, False, True])
 
 
 def day_info(demand: int = 1_000, sent: int = 1_000, delivered: int = 1_000, inbox: int = 900, overflow: int = 0,
-             complaints: tuple[int, ...] = (0,) * 5, bounced: int = 0, paused: bool = False) -> dict:
+             complaints: tuple[int, ...] = (0,) * 5, bounced: int = 0, paused: bool = False,
+             spike_excess: tuple[int, ...] = (0,) * 5) -> dict:
     per = np.array([0.4, 0.2, 0.15, 0.1, 0.15])
     return {"sent": np.rint(per * sent).astype(int), "first_attempts": np.rint(per * (demand - overflow)).astype(int),
             "delivered": np.rint(per * delivered).astype(int),
@@ -23,8 +24,8 @@ def day_info(demand: int = 1_000, sent: int = 1_000, delivered: int = 1_000, inb
             "complaints": np.array(complaints), "overflow": np.rint(per * overflow).astype(int),
             "overflow_delivered": np.rint(per * overflow).astype(int), "overflow_inbox": np.zeros(5, int),
             "overflow_bounced": np.zeros(5, int), "overflow_complaints": np.zeros(5, int),
-            "demand": demand, "fbl": FBL, "paused": paused, "reputation": np.full(5, 0.5),
-            "providers": ("gmail", "microsoft", "yahoo", "apple", "other")}
+            "spike_excess": np.array(spike_excess), "demand": demand, "fbl": FBL, "paused": paused,
+            "reputation": np.full(5, 0.5), "providers": ("gmail", "microsoft", "yahoo", "apple", "other")}
 
 
 def test_contract_names_and_basic_counts() -> None:
@@ -42,6 +43,12 @@ def test_days_to_full_is_the_first_of_three_full_days_or_never() -> None:
     assert episode_kpis([low, full, full, deferred, full, full, full], [0] * 7)["days_to_full"] == 5.0
     assert math.isnan(episode_kpis([low, full, full, low], [0] * 4)["days_to_full"])
     assert math.isnan(NEVER)
+
+
+def test_spike_days_count_days_with_any_provider_over_the_allowance() -> None:
+    calm, one, two = day_info(), day_info(spike_excess=(0, 0, 0, 7, 0)), day_info(spike_excess=(3, 1, 0, 0, 0))
+    assert episode_kpis([calm, one, calm, two], [0] * 4)["spike_days"] == 2.0
+    assert episode_kpis([calm, calm], [0] * 2)["spike_days"] == 0.0
 
 
 def test_complaint_rate_counts_feedback_loop_providers_only() -> None:
