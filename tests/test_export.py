@@ -176,6 +176,13 @@ def test_export_cli_with_scenario_and_days(tmp_path: Path) -> None:
     schedule = json.loads((tmp_path / "o" / "schedule.json").read_text())
     assert schedule["scenario"] == "ipwarmup/SelfHosted-v1" and len(schedule["days"]) == 5
     assert rt.load(tmp_path / "o").card["schedule"]["scenario"] == "ipwarmup/SelfHosted-v1"
+    # It prints day 1's volume beside the model's jump-free day 1, and the days with a jump the model punishes.
+    day1 = sum(schedule["days"][0]["caps"].values())
+    allowance = {p: min(v, schedule["days"][0]["available"][p]) for p, v in schedule["first_day_allowance"].items()}
+    assert f"day 1 {day1:,} emails on the new IP (no jump at median cold acceptance up to " \
+           f"{sum(allowance.values()):,})" in result.stdout
+    assert f"days with a jump the model punishes: {int(schedule['kpis']['spike_days'])};" in result.stdout
+    assert schedule["first_day_allowance"]["gmail"] == 1_120  # 1.6 x Gmail's median cold acceptance, 700
 
 
 @pytest.mark.parametrize(("args", "message"), [

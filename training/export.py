@@ -260,6 +260,7 @@ class Schedule:
     caps: np.ndarray  # [days, P] int
     demand: np.ndarray  # [days, P] int, mail available to the new IP (fresh demand + backlog)
     kpis: dict[str, Any]
+    first_day_allowance: np.ndarray  # [P] int, day-1 emails the model treats as no jump (median cold acceptance)
 
     def rows(self) -> list[dict[str, Any]]:
         out = []
@@ -283,6 +284,7 @@ class Schedule:
             "columns": {"cap": "emails the new IP carries that day", "warmup_percentage": "100 * share of the "
                         "provider's available mail on the new IP"},
             "kpis": self.kpis,
+            "first_day_allowance": {p: int(v) for p, v in zip(self.providers, self.first_day_allowance, strict=True)},
             "days": [{"day": d + 1,
                       "caps": {p: int(self.caps[d, i]) for i, p in enumerate(self.providers)},
                       "warmup_percentage": {p: round(100.0 * float(self.share[d, i]), 4)
@@ -296,10 +298,13 @@ def rollout_schedule(policy: Any, scenario: str, env_kwargs: dict[str, Any], see
     """Play ``policy`` for one episode (``evaluation.episodes.play_episode``) and record what it sent each day."""
     import gymnasium
 
+    from envs.dynamics import first_day_allowance
+    from envs.families import resolved_scenario
     from evaluation.episodes import play_episode
 
     env = gymnasium.make(scenario, **env_kwargs)
     try:
+        allowance = first_day_allowance(resolved_scenario(env.unwrapped.scenario))
         episode = play_episode(policy, env, seed)
     finally:
         env.close()
@@ -308,7 +313,8 @@ def rollout_schedule(policy: Any, scenario: str, env_kwargs: dict[str, Any], see
     available = np.array([i["demand_by_provider"] + b for i, b in zip(infos, backlog_before, strict=True)])
     kpis = episode.kpis()
     return Schedule(scenario, dict(env_kwargs), seed, PROVIDERS, action_to_share(np.array(episode.actions)),
-                    np.array([i["first_attempts"] for i in infos], np.int64), available.astype(np.int64), kpis)
+                    np.array([i["first_attempts"] for i in infos], np.int64), available.astype(np.int64), kpis,
+                    allowance.astype(np.int64))
 
 
 def _schedule_csv(schedule: Schedule) -> bytes:
@@ -406,8 +412,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     k = result.schedule.kpis
     day1 = int(result.schedule.caps[0].sum()) if len(result.schedule.caps) else 0
     print(f"wrote {result.out / rt.ONNX_FILE}, {rt.CARD_FILE}, {SCHEDULE_CSV}, {SCHEDULE_JSON}")
+    safe = int(np.minimum(result.schedule.first_day_allowance, result.schedule.demand[0]).sum()) if day1 else 0
     print(f"schedule: {result.schedule.scenario}, {int(k['length'])} days, seed {result.schedule.seed}: day 1 "
-          f"{day1:,} emails on the new IP; inboxed share {k['inboxed_share']:.3f}, complaint rate "
+          f"{day1:,} emails on the new IP (no jump at median cold acceptance up to {safe:,}); days with a jump the "
+          f"model punishes: {int(k['spike_days'])}; inboxed share {k['inboxed_share']:.3f}, complaint rate "
           f"{k['complaint_rate']:.4%}, paused {bool(k['paused'])}")
 
 
