@@ -228,3 +228,6 @@ def test_initial_share_sets_where_the_untrained_policy_starts() -> None:
     for bad in (2.0, True, float("nan")):
         with pytest.raises(ConfigError, match="initial_share"):
             resolve_config("ipwarmup/NewIP-v1", None, {"initial_share": bad})
+    for bad in (-0.1, True, float("inf"), "high"):
+        with pytest.raises(ConfigError, match="spike_cost"):
+            resolve_config("ipwarmup/NewIP-v1", None, {"spike_cost": bad})

@@ -1,4 +1,4 @@
-"""The training VecEnv's two learning choices: potential-based readiness shaping and the horizon as an end."""
+"""The training VecEnv's learning choices: readiness shaping, the horizon as an end, a price on punished jumps."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import pytest
 from training.vec_env import SimulatorVecEnv
 
 
-def _episode(shaping: float | None, terminal: bool = False) -> tuple[np.ndarray, list[dict], float]:
+def _episode(shaping: float | None, terminal: bool = False, spike_cost: float = 0.0,
+             ramp: np.ndarray | None = None) -> tuple[np.ndarray, list[dict], float]:
     venv = SimulatorVecEnv("ipwarmup/NewIP-v1", 3, seed=5, horizon=12, shaping_gamma=shaping,
-                           horizon_is_terminal=terminal)
+                           horizon_is_terminal=terminal, spike_cost=spike_cost)
     venv.reset()
     first_potential = float(venv._potential[0])
-    ramp = np.linspace(-0.3, 0.9, 12)
+    ramp = np.linspace(-0.3, 0.9, 12) if ramp is None else ramp
     rewards, infos = [], []
     for a in ramp:
         _, reward, done, info = venv.step(np.full((3, 5), a, np.float32))
@@ -41,3 +42,16 @@ def test_horizon_is_reported_as_an_episode_end_only_when_asked() -> None:
     _, terminal_info, _ = _episode(None, terminal=True)
     assert all(i["TimeLimit.truncated"] for i in truncated_info)
     assert not any(i["TimeLimit.truncated"] for i in terminal_info)
+
+
+def test_spike_cost_prices_each_provider_day_with_a_punished_jump() -> None:
+    jumpy = np.array([-0.2, 0.5, -0.2, 0.5, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.0, 1.0])  # 1% -> 56% -> 1% -> 56% ...
+    raw, raw_info, _ = _episode(None, ramp=jumpy)
+    priced, priced_info, _ = _episode(None, spike_cost=0.5, ramp=jumpy)
+    providers_with_jump = (raw - priced) / 0.5
+    assert np.allclose(providers_with_jump, np.round(providers_with_jump)) and (providers_with_jump >= 0).all()
+    assert providers_with_jump.sum() > 0
+    # the KPI counts the same days; episode statistics stay the env's
+    days_with_jump = (providers_with_jump > 0).sum(0)
+    assert [i["kpis"]["spike_days"] for i in priced_info] == days_with_jump.tolist()
+    assert [i["episode"]["r"] for i in priced_info] == [i["episode"]["r"] for i in raw_info]

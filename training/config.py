@@ -16,7 +16,9 @@ constructor arguments:
 * ``initial_share``: the share of each provider's mail the untrained policy's mean action puts on the new IP (the
   action head's bias; SB3 starts it at 0, i.e. 10%): where PPO starts exploring from;
 * ``readiness_shaping``: potential-based shaping with the readiness bonus as the potential, at PPO's ``gamma``
-  (same optimal policies, denser credit; episode statistics stay unshaped).
+  (same optimal policies, denser credit; episode statistics stay unshaped);
+* ``spike_cost``: training-reward cost per provider and day with a jump the model punishes (>= 0; episode
+  statistics stay unshaped).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ TRAINING_KEYS: dict[str, type | tuple[type, ...]] = {
     "horizon_is_terminal": bool,
     "readiness_shaping": bool,
     "initial_share": (int, float),
+    "spike_cost": (int, float),
 }
 ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu")
 
@@ -141,6 +144,8 @@ def validate_config(config: dict[str, Any]) -> None:
             raise ConfigError(f"hyperparameter {key!r} must be at least 1, got {config[key]}")
     if "initial_share" in config and not 1e-4 <= config["initial_share"] <= 1.0:
         raise ConfigError(f"hyperparameter 'initial_share' must be between 0.0001 and 1, got {config['initial_share']}")
+    if "spike_cost" in config and not 0.0 <= config["spike_cost"] < float("inf"):
+        raise ConfigError(f"hyperparameter 'spike_cost' must be a finite number >= 0, got {config['spike_cost']}")
     kwargs = config.get("policy_kwargs") or {}
     if not isinstance(kwargs, dict):
         raise ConfigError(f"policy_kwargs must be a mapping, got {kwargs!r}")

@@ -105,7 +105,8 @@ def make_training_env(config: dict[str, Any], seed: int) -> Any:
         shaping = config.get("gamma", 0.99) if config.get("readiness_shaping", False) else None
         venv: Any = SimulatorVecEnv(config["env_id"], config["n_envs"], seed=seed,
                                     horizon_is_terminal=config.get("horizon_is_terminal", False),
-                                    shaping_gamma=shaping, **config.get("env_kwargs", {}))
+                                    shaping_gamma=shaping, spike_cost=config.get("spike_cost", 0.0),
+                                    **config.get("env_kwargs", {}))
     except ScenarioError as exc:
         raise ConfigError(str(exc)) from None
     if config.get("normalize", True):

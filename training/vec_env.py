@@ -35,14 +35,19 @@ class SimulatorVecEnv(VecEnv):
       reputation arrives the day it is built instead of at the end. The potential leaves out the share itself:
       with it, the last day's share learned worse (measured in docs/training.md). ``None`` trains on the env's
       reward as it is.
+    * ``spike_cost``: subtracted from the training reward once per provider and day with a jump the model punishes
+      (``spike_excess > 0``): a constraint (an engineer signs no schedule with such a jump) priced as a penalty,
+      beyond the reputation the model itself takes for it. 0 trains on the env's reward.
     """
 
     def __init__(self, scenario: str | Scenario, n_envs: int, seed: int | None = None, *,
-                 horizon_is_terminal: bool = False, shaping_gamma: float | None = None, **overrides: Any) -> None:
+                 horizon_is_terminal: bool = False, shaping_gamma: float | None = None, spike_cost: float = 0.0,
+                 **overrides: Any) -> None:
         self.scenario = scenario if isinstance(scenario, Scenario) else get_scenario(scenario, **overrides)
         self.sim = Simulator(self.scenario, n_envs)
         self.horizon_is_terminal = horizon_is_terminal
         self.shaping_gamma = shaping_gamma
+        self.spike_cost = spike_cost
         self._potential = np.zeros(n_envs)
         observation_space, action_space = spaces_for()
         self.render_mode = None
@@ -89,6 +94,8 @@ class SimulatorVecEnv(VecEnv):
             potential = np.where(dones, 0.0, self._readiness_potential())
             reward = reward + self.shaping_gamma * potential - self._potential
             self._potential = potential
+        if self.spike_cost:
+            reward = reward - self.spike_cost * (o.spike_excess > 0).sum(-1)
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         obs = result.obs
         if dones.any():
