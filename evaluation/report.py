@@ -33,7 +33,7 @@ PACKAGES = ("numpy", "gymnasium", "stable-baselines3", "torch", "rliable", "arch
 
 # Columns of the Markdown tables, in reading order; the full set is in summary.csv.
 HEADLINE_KPIS = ("inboxed_share_all", "inboxed_share", "days_to_full", "worst_complaint_rate", "worst_bounce_rate",
-                 "deferral_share", "blocks", "paused", "return")
+                 "deferral_share", "blocks", "spike_days", "paused", "return")
 PERCENT_KPIS = frozenset({"inboxed_share_all", "inboxed_share", "complaint_rate", "worst_complaint_rate",
                           "bounce_rate", "worst_bounce_rate", "deferral_share", "paused"})
 

@@ -12,7 +12,7 @@ from evaluation.episodes import run_episodes
 from evaluation.kpis import mean_ci
 
 REPORTED = ("inboxed_share_all", "inboxed_share", "days_to_full", "complaint_rate", "bounce_rate", "deferral_share",
-            "blocks", "paused", "return")
+            "blocks", "spike_days", "paused", "return")
 BASELINE = "ses-standard"
 
 
