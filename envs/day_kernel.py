@@ -368,7 +368,8 @@ def simulate_cells(
             # A new IP's first day is judged against its cold acceptance: no history is no licence to burst.
             reference = max(sent_peak[i, j], cold)
             spike = r.spike_penalty * _clip(on_ip / reference - r.spike_allowance, 0.0, 2.0)
-            spike_excess = max(on_ip - int(math.floor(r.spike_allowance * reference)), 0)
+            over = on_ip - r.spike_allowance * reference
+            spike_excess = int(math.ceil(over)) if over > 0.0 else 0  # emails over the allowance
             complaint = r.complaint_penalty * _clip((pressure - r.complaint_limit) / r.complaint_limit, 0.0, 3.0)
             bounce = r.bounce_penalty * max(bounced / max(on_ip, 1) - r.bounce_safe, 0.0)
             traps = r.trap_penalty * trap_hits

@@ -34,7 +34,7 @@ import numpy as np
 from core.features import SES_DECAY, ses_rate
 from core.providers import ESCALATES_TO_BLOCK, FEEDBACK_LOOP, MACHINE_OPENS, POSTMASTER, PROVIDERS, SNDS
 from envs.day_kernel import DRAWS_PER_CELL, N_OUTPUTS, DayRules, simulate_cells, standard_normals, throttle_limits
-from envs.families import EpisodeParams
+from envs.families import EpisodeParams, median_cold_capacity, resolved_scenario
 from envs.scenario import Scenario
 
 P = len(PROVIDERS)
@@ -191,9 +191,9 @@ DERIVED_RULES = DayRules._fields.index("log_escalation_start")
 
 def first_day_allowance(scenario: Scenario) -> np.ndarray:
     """Emails per provider [P] a new IP may send on its first day without a jump the model punishes (spike
-    allowance x cold acceptance), at the scenario's median cold acceptance: what a schedule's day 1 should stay
+    allowance x cold acceptance), at the prior's median cold acceptance: what a schedule's day 1 should stay
     under. An episode's own cold acceptance is drawn around it, so this is a guide, not a guarantee."""
-    return np.floor(scenario.spike_allowance * np.asarray(scenario.cold_capacity, np.float64))
+    return np.floor(resolved_scenario(scenario).spike_allowance * median_cold_capacity(scenario))
 
 
 def throttle_limit(scenario: Scenario, reputation: np.ndarray, peak: np.ndarray, cold: np.ndarray) -> np.ndarray:

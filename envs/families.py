@@ -90,6 +90,15 @@ def resolved_scenario(scenario: Scenario) -> Scenario:
     return scenario.replace(profile=None, randomize=False, **HELDOUT_PROFILES[scenario.profile])
 
 
+def median_cold_capacity(scenario: Scenario) -> np.ndarray:
+    """The prior's median cold acceptance per provider [P]: the scenario's values, or the middle of the training
+    family's log-uniform range for a randomized scenario (which ignores the scenario's values)."""
+    s = resolved_scenario(scenario)
+    if s.randomize:
+        return np.full(P, math.sqrt(TRAIN_COLD_CAPACITY[0] * TRAIN_COLD_CAPACITY[1]))
+    return np.asarray(s.cold_capacity, np.float64)
+
+
 def _around(rng: np.random.Generator, centre: np.ndarray, sigma: float, shape: tuple[int, ...]) -> np.ndarray:
     """Log-normal draws with median ``centre`` (the scenario's value) and log-sigma ``sigma``."""
     return np.asarray(centre, np.float64) * np.exp(sigma * rng.standard_normal(shape))

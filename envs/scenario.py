@@ -118,8 +118,8 @@ class Scenario:
     below 0.3% for mitigation, 3.1). ASSUMPTION on the form."""
     spike_penalty: float = 0.04
     """Reputation lost per unit of volume ratio (today's first attempts over the sender's own recent peak) above the
-    spike allowance ('immediately doubling previously sent volumes ... reputation drops', Google 3.1); a new IP has
-    no history to jump from, so its first days meet the throttle and escalation instead. ASSUMPTION on the size."""
+    spike allowance ('immediately doubling previously sent volumes ... reputation drops', Google 3.1); on a new IP's
+    first day the reference is its cold acceptance ('Start with a low sending volume', 3.1). ASSUMPTION on the size."""
     complaint_penalty: float = 0.06
     """Reputation lost per day per multiple of the complaint limit exceeded. ASSUMPTION."""
     bounce_penalty: float = 1.0

@@ -260,3 +260,12 @@ def test_stepping_past_the_end_of_an_episode_is_a_clear_error(overrides: dict[st
         env.step(np.zeros(len(envs.PROVIDERS), np.float32))
     env.reset(seed=1)
     env.step(np.zeros(len(envs.PROVIDERS), np.float32))  # a new episode steps again
+
+
+def test_first_day_allowance_is_the_spike_allowance_at_the_priors_median_cold_acceptance() -> None:
+    from envs.dynamics import first_day_allowance
+    from envs.scenario import get_scenario
+
+    assert first_day_allowance(get_scenario("NewIP-v1")).tolist() == [1_120, 640, 640, 320, 1_120]
+    # Randomized draws cold acceptance log-uniformly over 50-10,000, whatever the scenario's own values say
+    assert first_day_allowance(get_scenario("Randomized-v1")).tolist() == [1_131] * 5

@@ -118,8 +118,10 @@ def test_fact2_ses_standard_on_its_own_scenario_draws_no_blocks_and_reaches_full
     x = rollout(ses_standard, 60)
     # No blocks in most episodes; a list drawn with more spam traps than usual may get a few (< 0.1% of attempts).
     # At most one episode in 24 blocks more: NewIP's seed-0 batch holds an IP whose Apple cold acceptance is drawn
-    # at 42/day (3 sigma below its median), where a plan that ignores deferrals pushes until Apple refuses it.
-    assert np.median(per_episode(x, "blocked")) == 0 and np.sum(rate(x, "blocked", "sent") >= 0.001) <= 1
+    # at 42/day (3 sigma below its median). SES's day 1 (88 to Apple) is then a jump the model punishes, and the
+    # plan, which ignores deferrals, keeps pushing a reputation that can no longer grow until Apple blocks 7% of it.
+    blocked = rate(x, "blocked", "sent")
+    assert np.median(per_episode(x, "blocked")) == 0 and np.sum(blocked >= 0.001) <= 1 and np.all(blocked < 0.1)
     carried = x["first_attempts"].sum(-1) / x["sent"].sum(-1).clip(1)
     assert np.all(x["first_attempts"][45:].sum(-1) >= 0.99 * (x["first_attempts"][45:].sum(-1) + x["overflow"][45:]
                                                                 .sum(-1)))
@@ -144,14 +146,15 @@ def test_fact3_doubling_after_warmup_draws_deferrals_steady_growth_does_not() ->
 
 
 def test_fact3_a_new_ip_has_no_licence_to_burst_on_its_first_day() -> None:
-    """A cold IP judged against its cold acceptance: 8,000 emails per provider on day 1 (40,000 in all), then SES's
-    plan, ends worse than SES's plan throughout; SES's own day 1 (355 to Gmail) is no jump."""
+    """A cold IP judged against its cold acceptance: up to 8,000 emails per provider on day 1 (32,000 in all), then
+    SES's plan, ends worse than SES's plan throughout; SES's own day 1 (355 to Gmail) is no jump but on an IP whose
+    cold acceptance is drawn far in the prior's tail."""
     def burst(day: int, obs: np.ndarray) -> np.ndarray:
         return np.clip(8_000 / available(obs), 0.0, 1.0) if day == 1 else np.full((N, P), ses_standard(day, obs))
 
     ses, blast = rollout(ses_standard, 60), rollout(burst, 60)
     assert np.median(rate(blast, "deferred", "sent", slice(0, 3))) > 0.5  # visible at once: mostly deferred
-    assert np.mean(blast["spike_excess"][0].sum(-1) > 0) == 1.0 and np.median(ses["spike_excess"][0].sum(-1)) == 0
+    assert np.all(blast["spike_excess"][0].sum(-1) > 0) and np.sum(ses["spike_excess"][0].sum(-1) > 0) <= 1
     assert np.median(blast["reputation"][-1].mean(-1)) < np.median(ses["reputation"][-1].mean(-1)) - 0.1
     assert np.median(inboxed_all_routes(blast)) < 0.95 * np.median(inboxed_all_routes(ses))
 

@@ -299,7 +299,6 @@ def rollout_schedule(policy: Any, scenario: str, env_kwargs: dict[str, Any], see
     import gymnasium
 
     from envs.dynamics import first_day_allowance
-    from envs.families import resolved_scenario
     from envs.warmup_env import WarmupEnv
     from evaluation.episodes import play_episode
 
@@ -307,7 +306,7 @@ def rollout_schedule(policy: Any, scenario: str, env_kwargs: dict[str, Any], see
     try:
         simulator_env = env.unwrapped
         assert isinstance(simulator_env, WarmupEnv), f"{scenario} is not an ipwarmup env"
-        allowance = first_day_allowance(resolved_scenario(simulator_env.scenario))
+        allowance = first_day_allowance(simulator_env.scenario)
         episode = play_episode(policy, env, seed)
     finally:
         env.close()
