@@ -17,6 +17,8 @@ import numpy as np
 from core.providers import PROVIDERS, TIERS
 from envs.profiles import (
     HELDOUT_PROFILES,
+    TRAIN_B2B_EPISODES,
+    TRAIN_B2B_MIX,
     TRAIN_COLD_CAPACITY,
     TRAIN_DEMAND,
     TRAIN_LIST_QUALITY,
@@ -145,11 +147,14 @@ def draw_episode_params(scenario: Scenario, rng: np.random.Generator, out: Episo
 
 
 def _draw_mix(scenario: Scenario, rng: np.random.Generator, m: int) -> np.ndarray:
-    """Provider mixes around the default, rejecting the held-out Microsoft-heavy region."""
-    alpha = TRAIN_MIX_CONCENTRATION * np.asarray(scenario.provider_share) + 1e-3
-    mix = rng.dirichlet(alpha, size=m)
+    """Provider mixes around the consumer default or, in a share of episodes, a business audience, rejecting the
+    held-out Microsoft-heavy region."""
+    business = rng.random(m) < TRAIN_B2B_EPISODES
+    centre = np.where(business[:, None], np.asarray(TRAIN_B2B_MIX), np.asarray(scenario.provider_share))
+    alpha = TRAIN_MIX_CONCENTRATION * centre + 1e-3
+    mix = np.stack([rng.dirichlet(a) for a in alpha]) if m else np.zeros((0, P))
     bad = mix[:, MICROSOFT] > TRAIN_MAX_MICROSOFT_SHARE
     while bad.any():
-        mix[bad] = rng.dirichlet(alpha, size=int(bad.sum()))
+        mix[bad] = np.stack([rng.dirichlet(a) for a in alpha[bad]])
         bad = mix[:, MICROSOFT] > TRAIN_MAX_MICROSOFT_SHARE
     return mix

