@@ -57,7 +57,8 @@ def _steps(text: str) -> list[int]:
 
 def test_a_checkpoint_round_trips_weights_optimizer_and_statistics_exactly(tmp_path: Path) -> None:
     """Everything resume needs is in the one file: restoring it and saving again gives the same bytes."""
-    from training.run import _vecnormalize, make_training_env
+    from training.run import make_training_env
+    from training.vec_env import vecnormalize_of
 
     run = train(NEWIP, 0, tmp_path / "run", 128, overrides=TINY, tensorboard=False)
     config = read_config(run)
@@ -68,11 +69,11 @@ def test_a_checkpoint_round_trips_weights_optimizer_and_statistics_exactly(tmp_p
     restore_model(model, ckpt, config)
     from agents.ppo import restore_normalization
 
-    restore_normalization(_vecnormalize(venv), ckpt)
+    restore_normalization(vecnormalize_of(venv), ckpt)
     again = tmp_path / "again.zip"
-    write_checkpoint(again, model, _vecnormalize(venv), config)
+    write_checkpoint(again, model, vecnormalize_of(venv), config)
     assert again.read_bytes() == (run / "checkpoints" / "model.zip").read_bytes()
-    assert checkpoint_bytes(model, _vecnormalize(venv), config) == again.read_bytes()
+    assert checkpoint_bytes(model, vecnormalize_of(venv), config) == again.read_bytes()
 
 
 def test_checkpoint_files_and_folders_are_fsynced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -67,7 +67,8 @@ def one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) ->
 def legacy_run(folder: Path, vecnorm_pickle: bytes | None = None) -> tuple[Path, Any, Any]:
     """A run folder as ipwarmup wrote it before the checkpoint format: SB3's model.zip and a pickled VecNormalize."""
     from training.config import build_model, resolve_config
-    from training.run import _vecnormalize, make_training_env
+    from training.run import make_training_env
+    from training.vec_env import vecnormalize_of
 
     config = resolve_config(NEWIP, None, dict(TINY))
     config["seed"] = 0
@@ -77,7 +78,7 @@ def legacy_run(folder: Path, vecnorm_pickle: bytes | None = None) -> tuple[Path,
     folder.mkdir(parents=True)
     (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     model.save(folder / "model.zip")
-    vecnorm = _vecnormalize(venv)
+    vecnorm = vecnormalize_of(venv)
     if vecnorm_pickle is None:
         vecnorm.save(folder / "vecnormalize.pkl")
     else:

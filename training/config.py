@@ -18,7 +18,9 @@ constructor arguments:
 * ``readiness_shaping``: potential-based shaping with the readiness bonus as the potential, at PPO's ``gamma``
   (same optimal policies, denser credit; episode statistics stay unshaped);
 * ``spike_cost``: training-reward cost per provider and day with a jump the model punishes (>= 0; episode
-  statistics stay unshaped).
+  statistics stay unshaped);
+* ``imitate`` / ``imitate_episodes``: before PPO, clone a baseline's actions (and fit the critic to its returns)
+  over that many episodes per env (:mod:`training.imitation`); the baseline must act on the observation alone.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ TRAINING_KEYS: dict[str, type | tuple[type, ...]] = {
     "readiness_shaping": bool,
     "initial_share": (int, float),
     "spike_cost": (int, float),
+    "imitate": str,
+    "imitate_episodes": int,
 }
 ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu")
 
@@ -146,6 +150,16 @@ def validate_config(config: dict[str, Any]) -> None:
         raise ConfigError(f"hyperparameter 'initial_share' must be between 0.0001 and 1, got {config['initial_share']}")
     if "spike_cost" in config and not 0.0 <= config["spike_cost"] < float("inf"):
         raise ConfigError(f"hyperparameter 'spike_cost' must be a finite number >= 0, got {config['spike_cost']}")
+    if "imitate" in config:
+        from agents import BASELINES
+        from training.imitation import TEACHERS_REFUSED
+
+        teachers = [name for name in BASELINES if name not in TEACHERS_REFUSED]
+        if config["imitate"] not in teachers:
+            raise ConfigError(f"hyperparameter 'imitate' must be a baseline that acts on the observation alone "
+                              f"({', '.join(teachers)}), got {config['imitate']!r}")
+    if "imitate_episodes" in config and config["imitate_episodes"] < 1:
+        raise ConfigError(f"hyperparameter 'imitate_episodes' must be at least 1, got {config['imitate_episodes']}")
     kwargs = config.get("policy_kwargs") or {}
     if not isinstance(kwargs, dict):
         raise ConfigError(f"policy_kwargs must be a mapping, got {kwargs!r}")

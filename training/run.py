@@ -62,7 +62,11 @@ from core.util import (
 )
 from evaluation.episodes import run_episodes
 from training.config import ConfigError, build_model, resolve_config
+from training.imitation import clone_teacher
+from training.vec_env import vecnormalize_of
 
+IMITATION_FILE = "imitation.json"
+"""How closely the policy cloned its teacher before PPO (``imitate``), written once at the start of a run."""
 LEGACY_DIR = "legacy-sb3"
 """Where ``--convert-run`` keeps an old run folder's original pickled files."""
 METRICS_COLUMNS = ("timesteps", "time", "return", "inboxed_share", "complaint_rate", "bounce_rate", "paused")
@@ -116,25 +120,15 @@ def make_training_env(config: dict[str, Any], seed: int) -> Any:
     return venv
 
 
-def _vecnormalize(venv: Any) -> Any:
-    from stable_baselines3.common.vec_env import VecNormalize
-
-    while venv is not None:
-        if isinstance(venv, VecNormalize):
-            return venv
-        venv = getattr(venv, "venv", None)
-    return None
-
-
 def save_checkpoint(model: Any, venv: Any, path: Path, config: dict[str, Any],
                     metadata: dict[str, Any] | None = None) -> None:
     """Model, optimizer and normalization statistics as one durable file (:func:`agents.ppo.write_checkpoint`)."""
-    write_checkpoint(path, model, _vecnormalize(venv), config, metadata)
+    write_checkpoint(path, model, vecnormalize_of(venv), config, metadata)
 
 
 def live_policy(model: Any, venv: Any, config: dict[str, Any], run_dir: Path) -> RunPolicy:
     """The policy being trained, frozen as evaluation sees it (current normalization statistics)."""
-    vecnorm = _vecnormalize(venv)
+    vecnorm = vecnormalize_of(venv)
     if vecnorm is not None and vecnorm.norm_obs:
         rms = vecnorm.obs_rms
         norm = ObsNormalization(rms.mean.copy(), rms.var.copy(), float(vecnorm.clip_obs), float(vecnorm.epsilon))
@@ -338,9 +332,12 @@ def train(
         atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
         atomic_write_text(run_dir / "command.txt", " ".join(sys.argv) + "\n")
     model = build_model(config, venv, seed, tensorboard_log=str(run_dir / "tb") if tensorboard else None)
+    if checkpoint is None and config.get("imitate"):
+        cloned = clone_teacher(model, venv, config["imitate"], int(config.get("imitate_episodes", 10)), seed)
+        atomic_write_text(run_dir / IMITATION_FILE, json.dumps({"teacher": config["imitate"], **cloned}) + "\n")
     if checkpoint is not None:
         restore_model(model, checkpoint, config)
-        vecnorm = _vecnormalize(venv)
+        vecnorm = vecnormalize_of(venv)
         if vecnorm is not None:
             restore_normalization(vecnorm, checkpoint)
     if resume is not None:

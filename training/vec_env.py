@@ -139,3 +139,15 @@ class SimulatorVecEnv(VecEnv):
         if isinstance(indices, int):
             return [indices]
         return list(indices)
+
+
+def vecnormalize_of(venv: Any) -> Any:
+    """The ``VecNormalize`` inside a wrapper stack (or None): where the normalization statistics live, and
+    the raw observations a baseline reads."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    while venv is not None:
+        if isinstance(venv, VecNormalize):
+            return venv
+        venv = getattr(venv, "venv", None)
+    return None

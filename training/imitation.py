@@ -1,0 +1,96 @@
+"""Behaviour cloning before PPO: start the policy from a baseline's actions, then let PPO improve on them.
+
+From scratch, PPO on NewIP-v1 settles about a point of return below SES standard, keeping mail on the shared pool
+that a steady ramp would have moved to the new IP (docs/training.md). A jump start from a teacher (kickstarting,
+Schmitt et al. 2018; DAPG, Rajeswaran et al. 2018) puts PPO's first rollouts where the good schedules are. The
+student clones the teacher's actions on the teacher's own days, and its critic learns the teacher's discounted
+returns, so PPO's first updates start from a value that agrees with the cloned policy instead of undoing it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from training.vec_env import vecnormalize_of
+
+TEACHERS_REFUSED = ("oracle", "oracle-reward", "random")
+"""Baselines that cannot teach: the oracles read the simulator's hidden state, ``random`` teaches nothing."""
+CLONE_STEPS = 3_000
+"""Gradient steps of the cloning fit (minibatches drawn with replacement): enough for the days that occur once
+per episode, such as day 1, to be fitted too."""
+CLONE_BATCH = 1_024
+CLONE_LEARNING_RATE = 1e-3
+
+
+def teacher_days(venv: Any, teacher: Any, days: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Play ``teacher`` for ``days`` steps of every env: the student's observations, the teacher's actions, the
+    (normalized, shaped) rewards PPO will see and the episode ends, each ``[days, n, ...]``."""
+    normalizer = vecnormalize_of(venv)
+    obs = venv.reset()
+    starts = np.ones(venv.num_envs, bool)
+    record: dict[str, list[np.ndarray]] = {"obs": [], "action": [], "reward": [], "done": []}
+    for _ in range(days):
+        raw = normalizer.get_original_obs() if normalizer is not None else obs
+        action, _ = teacher.predict(raw, episode_start=starts, deterministic=True)
+        record["obs"].append(np.array(obs, np.float32))
+        record["action"].append(np.array(action, np.float32))
+        obs, reward, done, _ = venv.step(action)
+        record["reward"].append(np.array(reward, np.float64))
+        record["done"].append(np.array(done, bool))
+        starts = done
+    obs_days, action_days, reward_days, done_days = (np.stack(record[k]) for k in ("obs", "action", "reward", "done"))
+    return obs_days, action_days, reward_days, done_days
+
+
+def discounted_returns(rewards: np.ndarray, dones: np.ndarray, gamma: float) -> np.ndarray:
+    """Per day and env ``[days, n]``: the discounted reward to the episode's end (0 after the last recorded day)."""
+    returns = np.zeros_like(rewards)
+    ahead = np.zeros(rewards.shape[1])
+    for t in range(len(rewards) - 1, -1, -1):
+        ahead = rewards[t] + gamma * ahead * ~dones[t]
+        returns[t] = ahead
+    return returns
+
+
+def clone_teacher(model: Any, venv: Any, teacher_name: str, episodes: int, seed: int) -> dict[str, float]:
+    """Fit ``model``'s actor mean to ``teacher_name``'s actions and its critic to the teacher's returns, over
+    ``episodes`` episodes per env. The normalizer first watches one episode of the teacher, then stays fixed
+    while the days are recorded, so every recorded observation is normalized the same way. Returns the final
+    mean squared errors (actions in [-1, 1]; values in normalized reward units)."""
+    import torch
+
+    from agents import load_policy
+
+    teacher = load_policy(teacher_name)
+    teacher.reset(seed)
+    horizon = int(venv.get_attr("sim")[0].horizon)
+    normalizer = vecnormalize_of(venv)
+    teacher_days(venv, teacher, horizon)  # normalization statistics from the teacher's own days
+    if normalizer is not None:
+        normalizer.training = False
+    try:
+        obs, actions, rewards, dones = teacher_days(venv, teacher, episodes * horizon)
+    finally:
+        if normalizer is not None:
+            normalizer.training = True
+    returns = discounted_returns(rewards, dones, float(model.gamma))
+    x = torch.as_tensor(obs.reshape(-1, obs.shape[-1]))
+    a = torch.as_tensor(actions.reshape(-1, actions.shape[-1]))
+    g = torch.as_tensor(returns.reshape(-1, 1), dtype=torch.float32)
+    policy = model.policy
+    optimizer = torch.optim.Adam(policy.parameters(), lr=CLONE_LEARNING_RATE)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(CLONE_STEPS):
+        batch = torch.randint(len(x), (min(CLONE_BATCH, len(x)),), generator=generator)
+        mean = policy.get_distribution(x[batch]).distribution.mean
+        action_loss = torch.nn.functional.mse_loss(mean, a[batch])
+        value_loss = torch.nn.functional.mse_loss(policy.predict_values(x[batch]), g[batch])
+        optimizer.zero_grad()
+        (action_loss + value_loss).backward()
+        optimizer.step()
+    with torch.no_grad():
+        mean = policy.get_distribution(x).distribution.mean
+        return {"action_mse": float(torch.nn.functional.mse_loss(mean, a)),
+                "value_mse": float(torch.nn.functional.mse_loss(policy.predict_values(x), g))}
