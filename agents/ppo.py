@@ -617,7 +617,7 @@ def _spaces_only_env(obs_size: int, n_actions: int) -> Any:
 
 def validate_run_config(config: dict[str, Any], run_dir: Path) -> None:
     """A run's config.yaml holds what training accepts (``training.config.validate_config``), or RunError."""
-    from training.config import ConfigError, validate_config
+    from agents.run_config import ConfigError, validate_config
 
     try:
         validate_config(dict(config))
@@ -631,7 +631,7 @@ def model_from_config(config: dict[str, Any], obs_size: int, where: Path) -> Any
 
     from stable_baselines3 import PPO
 
-    from training.config import make_policy_kwargs
+    from agents.run_config import make_policy_kwargs
 
     skip = {"self", "env", "seed", "device", "tensorboard_log", "verbose", "_init_setup_model", "policy_kwargs"}
     arguments = set(inspect.signature(PPO.__init__).parameters) - skip

@@ -41,7 +41,7 @@ def default_loader(spec: str, env: Any) -> Any:
     A sweep folder (checked once before the run) loads every one of its runs and returns the first.
     """
     from agents import load_policy
-    from training.sweep import sweep_runs
+    from agents.sweep_folder import sweep_runs
 
     sweep = sweep_runs(Path(spec)) if Path(spec).is_dir() else None
     return load_policy(spec, env) if sweep is None else [load_policy(run, env) for run in sweep[1]][0]

@@ -162,7 +162,7 @@ def _sweep_members(text: str) -> tuple[str, tuple[str, ...]] | None:
     """A sweep folder, or one configuration folder of a sweep: its label and finished run folders (else None)."""
     if not Path(text).is_dir():
         return None
-    from training.sweep import SweepError, sweep_runs
+    from agents.sweep_folder import SweepError, sweep_runs
 
     try:
         found = sweep_runs(Path(text))

@@ -25,7 +25,6 @@ constructor arguments:
 
 from __future__ import annotations
 
-import inspect
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,40 +33,17 @@ from typing import Any
 import numpy as np
 import yaml
 
-from core.util import did_you_mean
+from agents.run_config import (  # noqa: F401 (re-exported: the training side's one import)
+    ACTIVATIONS,
+    TRAINING_KEYS,
+    ConfigError,
+    make_policy_kwargs,
+    ppo_arguments,
+    validate_config,
+)
+from training.imitation import check_teacher
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "ppo.yml"
-
-TRAINING_KEYS: dict[str, type | tuple[type, ...]] = {
-    "n_envs": int,
-    "n_timesteps": int,
-    "frame_stack": int,
-    "normalize": bool,
-    "env_kwargs": dict,
-    "eval_freq": int,
-    "eval_episodes": int,
-    "save_freq": int,
-    "horizon_is_terminal": bool,
-    "readiness_shaping": bool,
-    "initial_share": (int, float),
-    "spike_cost": (int, float),
-    "imitate": str,
-    "imitate_episodes": int,
-}
-ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu")
-
-
-class ConfigError(ValueError):
-    """A configuration file or override is invalid; the message names the key or file."""
-
-
-def _ppo_arguments() -> dict[str, inspect.Parameter]:
-    from stable_baselines3 import PPO
-
-    params = dict(inspect.signature(PPO.__init__).parameters)
-    for internal in ("self", "env", "seed", "device", "tensorboard_log", "verbose", "_init_setup_model"):
-        params.pop(internal, None)
-    return params
 
 
 class _ConfigLoader(yaml.SafeLoader):
@@ -121,68 +97,16 @@ def resolve_config(
     config.update(data.get(env_id) or {})
     config.update(overrides or {})
     validate_config(config)
+    check_teacher(config)
     config["env_id"] = env_id
     return config
-
-
-def validate_config(config: dict[str, Any]) -> None:
-    ppo_args = _ppo_arguments()
-    known = set(TRAINING_KEYS) | set(ppo_args) | {"env_id", "seed"}
-    for key, value in config.items():
-        if key not in known:
-            raise ConfigError(f"unknown hyperparameter {key!r}{did_you_mean(key, known)}")
-        expected = TRAINING_KEYS.get(key)
-        numeric_bool = isinstance(value, bool) and expected is not bool  # YAML's true is no number
-        if expected is not None and (not isinstance(value, expected) or numeric_bool):
-            kind = "a number" if expected == (int, float) else getattr(expected, "__name__", expected)
-            raise ConfigError(f"hyperparameter {key!r} must be {kind}, got {value!r}")
-        default = ppo_args[key].default if key in ppo_args else None
-        if isinstance(default, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise ConfigError(f"hyperparameter {key!r} must be a number, got {value!r}")
-        if isinstance(default, int) and not isinstance(default, bool) and (
-            isinstance(value, bool) or not isinstance(value, int)
-        ):
-            raise ConfigError(f"hyperparameter {key!r} must be an integer, got {value!r}")
-    for key in ("n_envs", "n_timesteps", "frame_stack"):
-        if key in config and config[key] < 1:
-            raise ConfigError(f"hyperparameter {key!r} must be at least 1, got {config[key]}")
-    if "initial_share" in config and not 1e-4 <= config["initial_share"] <= 1.0:
-        raise ConfigError(f"hyperparameter 'initial_share' must be between 0.0001 and 1, got {config['initial_share']}")
-    if "spike_cost" in config and not 0.0 <= config["spike_cost"] < float("inf"):
-        raise ConfigError(f"hyperparameter 'spike_cost' must be a finite number >= 0, got {config['spike_cost']}")
-    if "imitate" in config:
-        from agents import BASELINES
-        from training.imitation import TEACHERS_REFUSED
-
-        teachers = [name for name in BASELINES if name not in TEACHERS_REFUSED]
-        if config["imitate"] not in teachers:
-            raise ConfigError(f"hyperparameter 'imitate' must be a baseline that acts on the observation alone "
-                              f"({', '.join(teachers)}), got {config['imitate']!r}")
-    if "imitate_episodes" in config and config["imitate_episodes"] < 1:
-        raise ConfigError(f"hyperparameter 'imitate_episodes' must be at least 1, got {config['imitate_episodes']}")
-    kwargs = config.get("policy_kwargs") or {}
-    if not isinstance(kwargs, dict):
-        raise ConfigError(f"policy_kwargs must be a mapping, got {kwargs!r}")
-    if "activation_fn" in kwargs and kwargs["activation_fn"] not in ACTIVATIONS:
-        raise ConfigError(f"policy_kwargs.activation_fn must be one of {ACTIVATIONS}, got {kwargs['activation_fn']!r}")
-
-
-def make_policy_kwargs(config: dict[str, Any]) -> dict[str, Any]:
-    import torch.nn as nn
-
-    kwargs = dict(config.get("policy_kwargs") or {})
-    if "activation_fn" in kwargs:
-        kwargs["activation_fn"] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}[
-            kwargs["activation_fn"]
-        ]
-    return kwargs
 
 
 def build_model(config: dict[str, Any], venv: Any, seed: int, tensorboard_log: str | None = None) -> Any:
     """A fresh PPO on ``venv`` from a resolved config's PPO arguments (CPU: the MLP is too small for a GPU)."""
     from stable_baselines3 import PPO
 
-    ppo_kwargs = {k: v for k, v in config.items() if k in _ppo_arguments()}
+    ppo_kwargs = {k: v for k, v in config.items() if k in ppo_arguments()}
     ppo_kwargs["policy_kwargs"] = make_policy_kwargs(config)
     model = PPO(env=venv, seed=seed, device="cpu", verbose=0, tensorboard_log=tensorboard_log, **ppo_kwargs)
     if "initial_share" in config:

@@ -24,6 +24,17 @@ CLONE_BATCH = 1_024
 CLONE_LEARNING_RATE = 1e-3
 
 
+def check_teacher(config: dict[str, Any]) -> None:
+    """A config's ``imitate`` names a baseline that acts on the observation alone, or ConfigError."""
+    from agents import BASELINES
+    from agents.run_config import ConfigError
+
+    teachers = [name for name in BASELINES if name not in TEACHERS_REFUSED]
+    if "imitate" in config and config["imitate"] not in teachers:
+        raise ConfigError(f"hyperparameter 'imitate' must be a baseline that acts on the observation alone "
+                          f"({', '.join(teachers)}), got {config['imitate']!r}")
+
+
 def teacher_days(venv: Any, teacher: Any, days: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Play ``teacher`` for ``days`` steps of every env: the student's observations, the teacher's actions, the
     (normalized, shaped) rewards PPO will see and the episode ends, each ``[days, n, ...]``."""

@@ -42,25 +42,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.sweep_folder import (
+    SWEEP_FILE,
+    SWEEP_TOOL,
+    TRIAL_FILE,
+    SweepError,
+    read_marker,
+    read_trial,
+)
 from core.util import TRAINING_SEED_LIMIT, OneLineParser, atomic_write_text, did_you_mean, fail, shorten
 
-SWEEP_FILE = "sweep.json"
-TRIAL_FILE = "trial.json"
 RUNS_FILE = "runs.csv"
 SUMMARY_FILE = "summary.csv"
-SWEEP_TOOL = "ipwarmup sweep"
 SWEEP_FORMAT = 1
 BASE_CONFIG = "base"
 """The configuration's folder name when there is no ``--grid``."""
 SCORED = ("return", "inboxed_share", "complaint_rate", "bounce_rate", "deferral_share", "blocks", "paused")
 """KPIs of a run's report that the summary aggregates (days_to_full is left out: its report mean skips 'never')."""
-MAX_MARKER_BYTES = 8 << 20
 REACH_TIMEOUT = 5.0
 """Seconds to wait for a TCP connection to ``--address`` before calling it unreachable (ray.init would hang)."""
-
-
-class SweepError(ValueError):
-    """Bad sweep input or an unusable --out folder; the message is one line for the user."""
 
 
 # --------------------------------------------------------------------------------------------- planning
@@ -223,22 +223,6 @@ def _check_scenario(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
 # --------------------------------------------------------------------------------------------- the sweep folder
 
 
-def read_marker(folder: Path) -> dict[str, Any] | None:
-    """The sweep marker of ``folder``, None if it has none; a marker that is not ours is an error."""
-    path = Path(folder) / SWEEP_FILE
-    if not path.is_file():
-        return None
-    if path.stat().st_size > MAX_MARKER_BYTES:
-        raise SweepError(f"{path} is larger than {MAX_MARKER_BYTES >> 20} MiB: not a sweep marker")
-    try:
-        marker = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SweepError(f"{path} is not a readable sweep marker ({type(exc).__name__})") from None
-    if not isinstance(marker, dict) or marker.get("tool") != SWEEP_TOOL or not isinstance(marker.get("configs"), dict):
-        raise SweepError(f"{path} was not written by {SWEEP_TOOL}")
-    return marker
-
-
 def prepare_out(out: Path, plan: SweepPlan, command: str = "") -> str:
     """Create ``out`` with the marker, or check that it holds this same sweep; returns the sweep's token.
 
@@ -263,41 +247,6 @@ def prepare_out(out: Path, plan: SweepPlan, command: str = "") -> str:
     atomic_write_text(out / SWEEP_FILE, json.dumps({"tool": SWEEP_TOOL, "format": SWEEP_FORMAT, "token": token,
                                                     "command": command, **plan.spec()}, indent=2) + "\n")
     return token
-
-
-def read_trial(run_dir: Path) -> dict[str, Any] | None:
-    """A finished trial's record (its ``trial.json``), or None if the trial has not finished."""
-    path = Path(run_dir) / TRIAL_FILE
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and record.get("status") == "done" else None
-
-
-def sweep_runs(path: Path) -> tuple[str, list[Path]] | None:
-    """For evaluation: the label and finished run folders of a sweep (one configuration) or of a configuration folder.
-
-    None if ``path`` is neither. A sweep of several configurations is refused with the folders to pass instead.
-    """
-    path = Path(path)
-    marker = read_marker(path)
-    if marker is not None:
-        names = list(marker["configs"])
-        if len(names) > 1:
-            shown = ", ".join(str(path / n) for n in names[:4]) + (", ..." if len(names) > 4 else "")
-            raise SweepError(f"sweep {str(path)!r} has {len(names)} configurations; pass one configuration folder: "
-                             f"{shown}")
-        label, folder, seeds = path.resolve().name, path / names[0], marker.get("seeds") or []
-    else:
-        parent = read_marker(path.parent) if path.is_dir() else None
-        if parent is None or path.name not in parent["configs"]:
-            return None
-        label, folder, seeds = f"{path.resolve().parent.name}/{path.name}", path, parent.get("seeds") or []
-    runs = [folder / f"s{s}" for s in seeds if read_trial(folder / f"s{s}") is not None]
-    if not runs:
-        raise SweepError(f"sweep configuration {str(folder)!r} has no finished runs yet; finish the sweep first")
-    return label, runs
 
 
 # --------------------------------------------------------------------------------------------- one trial (on a worker)

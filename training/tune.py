@@ -30,10 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.sweep_folder import MAX_MARKER_BYTES, SweepError
 from core.util import OneLineParser, atomic_write_text, fail, shorten
 from training.sweep import (
-    MAX_MARKER_BYTES,
-    SweepError,
     check_reachable,
     error_line,
     pack_folder,

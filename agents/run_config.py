@@ -1,0 +1,90 @@
+"""What a training run's configuration may hold: the keys, their types and limits, the network arguments.
+
+Both sides of a run read it: ``train.py`` validates a config before training (:mod:`training.config` resolves
+the YAML), and loading a finished run (:mod:`agents.ppo`) validates the ``config.yaml`` it finds and rebuilds
+the network from it. The keys are documented in :mod:`training.config`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from core.util import did_you_mean
+
+TRAINING_KEYS: dict[str, type | tuple[type, ...]] = {
+    "n_envs": int,
+    "n_timesteps": int,
+    "frame_stack": int,
+    "normalize": bool,
+    "env_kwargs": dict,
+    "eval_freq": int,
+    "eval_episodes": int,
+    "save_freq": int,
+    "horizon_is_terminal": bool,
+    "readiness_shaping": bool,
+    "initial_share": (int, float),
+    "spike_cost": (int, float),
+    "imitate": str,
+    "imitate_episodes": int,
+}
+ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu")
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the key or file."""
+
+
+def ppo_arguments() -> dict[str, inspect.Parameter]:
+    """PPO's constructor arguments a config may set (the env, seed, device and logging are the run's)."""
+    from stable_baselines3 import PPO
+
+    params = dict(inspect.signature(PPO.__init__).parameters)
+    for internal in ("self", "env", "seed", "device", "tensorboard_log", "verbose", "_init_setup_model"):
+        params.pop(internal, None)
+    return params
+
+
+def validate_config(config: dict[str, Any]) -> None:
+    ppo_args = ppo_arguments()
+    known = set(TRAINING_KEYS) | set(ppo_args) | {"env_id", "seed"}
+    for key, value in config.items():
+        if key not in known:
+            raise ConfigError(f"unknown hyperparameter {key!r}{did_you_mean(key, known)}")
+        expected = TRAINING_KEYS.get(key)
+        numeric_bool = isinstance(value, bool) and expected is not bool  # YAML's true is no number
+        if expected is not None and (not isinstance(value, expected) or numeric_bool):
+            kind = "a number" if expected == (int, float) else getattr(expected, "__name__", expected)
+            raise ConfigError(f"hyperparameter {key!r} must be {kind}, got {value!r}")
+        default = ppo_args[key].default if key in ppo_args else None
+        if isinstance(default, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ConfigError(f"hyperparameter {key!r} must be a number, got {value!r}")
+        if isinstance(default, int) and not isinstance(default, bool) and (
+            isinstance(value, bool) or not isinstance(value, int)
+        ):
+            raise ConfigError(f"hyperparameter {key!r} must be an integer, got {value!r}")
+    for key in ("n_envs", "n_timesteps", "frame_stack"):
+        if key in config and config[key] < 1:
+            raise ConfigError(f"hyperparameter {key!r} must be at least 1, got {config[key]}")
+    if "initial_share" in config and not 1e-4 <= config["initial_share"] <= 1.0:
+        raise ConfigError(f"hyperparameter 'initial_share' must be between 0.0001 and 1, got {config['initial_share']}")
+    if "spike_cost" in config and not 0.0 <= config["spike_cost"] < float("inf"):
+        raise ConfigError(f"hyperparameter 'spike_cost' must be a finite number >= 0, got {config['spike_cost']}")
+    if "imitate_episodes" in config and config["imitate_episodes"] < 1:
+        raise ConfigError(f"hyperparameter 'imitate_episodes' must be at least 1, got {config['imitate_episodes']}")
+    kwargs = config.get("policy_kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise ConfigError(f"policy_kwargs must be a mapping, got {kwargs!r}")
+    if "activation_fn" in kwargs and kwargs["activation_fn"] not in ACTIVATIONS:
+        raise ConfigError(f"policy_kwargs.activation_fn must be one of {ACTIVATIONS}, got {kwargs['activation_fn']!r}")
+
+
+def make_policy_kwargs(config: dict[str, Any]) -> dict[str, Any]:
+    import torch.nn as nn
+
+    kwargs = dict(config.get("policy_kwargs") or {})
+    if "activation_fn" in kwargs:
+        kwargs["activation_fn"] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}[
+            kwargs["activation_fn"]
+        ]
+    return kwargs
