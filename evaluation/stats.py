@@ -212,7 +212,7 @@ def paired_scores(episodes: pd.DataFrame, metric: str, candidate: str, baseline:
     return both.reset_index()
 
 
-def _paired_stats(c: np.ndarray, b: np.ndarray) -> dict:
+def paired_stats(c: np.ndarray, b: np.ndarray) -> dict:
     """n, mean of c - b with scipy's paired-t 95% CI ([d, d] when every difference is d), wins/losses/ties."""
     d = c - b
     mean = float(d.mean())
@@ -247,7 +247,7 @@ def paired_comparisons(episodes: pd.DataFrame, metric: str, candidates: Sequence
         scores = paired_scores(episodes, metric, c, b)
         groups = [*scores.groupby("env", sort=False), (ALL_ENVS, scores)]
         rows += [{"candidate": c, "baseline": b, "env": env, "metric": metric,
-                  **_paired_stats(g["candidate"].to_numpy(float), g["baseline"].to_numpy(float))} for env, g in groups]
+                  **paired_stats(g["candidate"].to_numpy(float), g["baseline"].to_numpy(float))} for env, g in groups]
     poi = _poi_pairs(episodes, metric, pairs, with_all=True, reps=reps, seed=seed, workers=workers)
     poi = poi.rename(columns={"policy": "candidate", "reference": "baseline", "ci_low": "poi_ci_low",
                               "ci_high": "poi_ci_high"})

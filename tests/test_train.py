@@ -152,6 +152,13 @@ def test_tensorboard_logs_and_final_report(tmp_path: Path) -> None:
     assert set(report["mean_ci95"]) == {"ppo", "ses-standard"}
     assert report["episodes_reaching_full_volume"]["ses-standard"] == 3
     assert "ses-standard" in table.splitlines()[1] and table.splitlines()[-1].startswith("PPO ")
+    # the paired difference on the same seeds, as evaluate.py computes it
+    from evaluation.stats import paired_stats
+
+    inboxed = report["paired"]["inboxed_share_all"]
+    assert inboxed["n"] == 3 and inboxed["wins"] + inboxed["losses"] + inboxed["ties"] == 3
+    assert f"inboxed_share_all: PPO - ses-standard {inboxed['mean_diff']:+.4g}" in table
+    assert paired_stats(np.array([1.0, 2.0, 4.0]), np.array([0.0, 2.0, 3.0]))["wins"] == 2
 
 
 def test_verdict_needs_more_inboxed_apart_and_rates_not_worse() -> None:

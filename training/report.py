@@ -6,14 +6,20 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
+
 from agents.ppo import load_run_policy, read_config
 from core.util import REPORT_SEED_BASE, atomic_write_text, seed_range
 from evaluation.episodes import run_episodes
 from evaluation.kpis import mean_ci
+from evaluation.stats import paired_stats
 
 REPORTED = ("inboxed_share_all", "inboxed_share", "days_to_full", "complaint_rate", "bounce_rate", "deferral_share",
             "blocks", "spike_days", "paused", "return")
 BASELINE = "ses-standard"
+PAIRED = ("inboxed_share_all", "return")
+"""KPIs also compared seed by seed (the same seeds for both: the paired difference is the sharper test; the
+verdict keeps the stricter unpaired CIs apart)."""
 
 
 def compare_with_baseline(run_dir: Path, n_episodes: int = 100, baseline: str = BASELINE) -> str:
@@ -29,16 +35,23 @@ def compare_with_baseline(run_dir: Path, n_episodes: int = 100, baseline: str = 
         baseline: run_episodes(baseline, config["env_id"], seeds, env_kwargs=kwargs),
     }
     summary = {name: {k: mean_ci([e[k] for e in eps]) for k in REPORTED} for name, eps in results.items()}
+    paired = {k: paired_stats(*(np.array([e[k] for e in results[name]], np.float64) for name in ("ppo", baseline)))
+              for k in PAIRED}
     reached = {name: sum(math.isfinite(e["days_to_full"]) for e in eps) for name, eps in results.items()}
     atomic_write_text(run_dir / "report.json", json.dumps(
         {"env_id": config["env_id"], "seeds": [seeds[0], seeds[-1]], "episodes_reaching_full_volume": reached,
          "mean_ci95": {name: {k: [None if math.isnan(v) else v for v in ci] for k, ci in kpis.items()}
-                       for name, kpis in summary.items()}}, indent=2))
+                       for name, kpis in summary.items()},
+         "paired": {k: {s: (None if isinstance(v, float) and math.isnan(v) else v) for s, v in stats.items()}
+                    for k, stats in paired.items()}}, indent=2))
     lines = [f"{config['env_id']}: {n_episodes} evaluation episodes (seeds {seeds[0]}..{seeds[-1]}), mean [95% CI]",
              f"{'KPI':<16}{'PPO':>34}{baseline:>34}"]
     for k in REPORTED:
         cells = [_cell(k, summary[name][k], reached[name], n_episodes) for name in results]
         lines.append(f"{k:<16}" + "".join(f"{c:>34}" for c in cells))
+    for k, p in paired.items():
+        lines.append(f"paired on the same seeds, {k}: PPO - {baseline} {p['mean_diff']:+.4g} "
+                     f"[{p['ci_low']:+.4g}, {p['ci_high']:+.4g}], PPO ahead on {p['wins']} of {p['n']} seeds")
     lines.append(verdict(summary["ppo"], summary[baseline], baseline))
     return "\n".join(lines)
 
