@@ -627,14 +627,11 @@ def validate_run_config(config: dict[str, Any], run_dir: Path) -> None:
 
 def model_from_config(config: dict[str, Any], obs_size: int, where: Path) -> Any:
     """An untrained PPO with the network ``config`` describes, for ``obs_size`` observations (no env, no seeding)."""
-    import inspect
-
     from stable_baselines3 import PPO
 
-    from agents.run_config import make_policy_kwargs
+    from agents.run_config import make_policy_kwargs, ppo_arguments
 
-    skip = {"self", "env", "seed", "device", "tensorboard_log", "verbose", "_init_setup_model", "policy_kwargs"}
-    arguments = set(inspect.signature(PPO.__init__).parameters) - skip
+    arguments = set(ppo_arguments()) - {"policy_kwargs"}  # the network arguments are built from policy_kwargs below
     kwargs = {k: v for k, v in config.items() if k in arguments}
     kwargs.update(n_steps=2, batch_size=2)  # the rollout buffer is not used for acting: keep it tiny
     try:
