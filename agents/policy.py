@@ -109,18 +109,14 @@ def day(obs: np.ndarray) -> np.ndarray:
     return np.rint(LAYOUT.global_value(obs, "day"))
 
 
-def _count(obs: np.ndarray, feature: str) -> np.ndarray:
-    return np.maximum(10.0 ** LAYOUT.provider_block(obs, feature) - 1.0, 0.0)
-
-
 def available(obs: np.ndarray) -> np.ndarray:
     """Mail per provider the share applies to tomorrow [n, P] (fresh demand, plus the backlog with no overflow)."""
-    return _count(obs, "demand_log10")
+    return LAYOUT.provider_count(obs, "demand_log10")
 
 
 def sent(obs: np.ndarray) -> np.ndarray:
     """Yesterday's attempts on the new IP per provider [n, P]."""
-    return _count(obs, "sent_log10")
+    return LAYOUT.provider_count(obs, "sent_log10")
 
 
 def share(obs: np.ndarray) -> np.ndarray:

@@ -41,7 +41,9 @@ from typing import Any
 
 import numpy as np
 
+from agents.run_config import jump_guard_of
 from core.features import OBS_SIZE
+from core.guard import GuardedSends
 from core.providers import PROVIDERS
 from core.util import atomic_write_bytes, config_hash, load_json, read_regular_file, safe_yaml_load, shorten
 
@@ -691,10 +693,14 @@ class RunPolicy:
     def __init__(self, artifacts: RunArtifacts) -> None:
         self.artifacts = artifacts
         self.stacker = FrameStacker(artifacts.frame_stack)
+        guard = jump_guard_of(artifacts.config)
+        self.guard = None if guard is None else GuardedSends(guard)
 
     def reset(self, seed: int | None = None) -> None:
-        """Forget the frame history; the policy is deterministic, so ``seed`` has no effect."""
+        """Forget the frame and send history; the policy is deterministic, so ``seed`` has no effect."""
         self.stacker.buffer = None
+        if self.guard is not None:
+            self.guard.reset()
 
     def policy_input(self, observation: np.ndarray, episode_start: np.ndarray | None = None) -> np.ndarray:
         """The network's input for raw observations [n, OBS_SIZE]: normalized, then frame-stacked."""
@@ -712,6 +718,8 @@ class RunPolicy:
         batch = obs[None] if single else obs
         action, _ = self.artifacts.model.predict(self.policy_input(batch, episode_start), deterministic=deterministic)
         action = np.clip(action, -1.0, 1.0).astype(np.float32)
+        if self.guard is not None:
+            action = self.guard.observed(action, batch, episode_start)
         return (action[0] if single else action), state
 
 

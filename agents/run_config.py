@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from core.guard import JumpGuard
 from core.util import did_you_mean
 
 TRAINING_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -27,6 +28,7 @@ TRAINING_KEYS: dict[str, type | tuple[type, ...]] = {
     "spike_cost": (int, float),
     "imitate": str,
     "imitate_episodes": int,
+    "jump_guard": bool,
 }
 ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu")
 
@@ -77,6 +79,17 @@ def validate_config(config: dict[str, Any]) -> None:
         raise ConfigError(f"policy_kwargs must be a mapping, got {kwargs!r}")
     if "activation_fn" in kwargs and kwargs["activation_fn"] not in ACTIVATIONS:
         raise ConfigError(f"policy_kwargs.activation_fn must be one of {ACTIVATIONS}, got {kwargs['activation_fn']!r}")
+
+
+def jump_guard_of(config: dict[str, Any]) -> JumpGuard | None:
+    """The jump guard a run trains and acts with (``jump_guard: true``), built from its env and its ``env_kwargs``
+    (the training prior's low cold acceptance and the model's spike allowance); None without one."""
+    if not config.get("jump_guard", False):
+        return None
+    from envs.dynamics import jump_guard
+    from envs.scenario import get_scenario
+
+    return jump_guard(get_scenario(config["env_id"], **(config.get("env_kwargs") or {})))
 
 
 def make_policy_kwargs(config: dict[str, Any]) -> dict[str, Any]:

@@ -137,6 +137,10 @@ class ObservationLayout:
     def global_value(self, obs: np.ndarray, feature: str) -> np.ndarray:
         return obs[..., self.index(None, feature)]
 
+    def provider_count(self, obs: np.ndarray, feature: str) -> np.ndarray:
+        """A per-provider ``log10(1 + emails)`` feature decoded back to emails [n, P] (float64, >= 0)."""
+        return np.maximum(10.0 ** self.provider_block(np.asarray(obs, np.float64), feature) - 1.0, 0.0)
+
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         low = [f.low for _ in self.providers for f in PROVIDER_FEATURES] + [f.low for f in GLOBAL_FEATURES]
         high = [f.high for _ in self.providers for f in PROVIDER_FEATURES] + [f.high for f in GLOBAL_FEATURES]

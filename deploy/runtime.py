@@ -84,13 +84,14 @@ from core.features import (
     rate,
     ses_rate,
 )
+from core.guard import GuardedSends, JumpGuard
 from core.providers import POSTMASTER, PROVIDERS, SNDS, TIERS
 from core.util import load_json, read_regular_file, shorten
 
 LEARNED_VARIANCE = 1e-5
 """Training variance of an audience feature below which the policy never saw lists differ (fixed-list scenarios:
 about 1e-8). The narrowest tier of a varied list has a variance near 1.6e-4, and a short run samples few lists."""
-SCHEMA_VERSION = 3  # 3: simulator v1 (67 features: the dashboards; account-wide SES rates); 2: the audience
+SCHEMA_VERSION = 4  # 4: the jump guard; 3: simulator v1 (67 features: dashboards, account-wide SES rates)
 """Version of the policy card and of the ONNX graph's interface; a runtime refuses any other."""
 CARD_FILE = "policy.json"
 ONNX_FILE = "policy.onnx"
@@ -315,6 +316,9 @@ class Recommendation:
     """The list composition the policy saw (after dividing by its sum), None when it was imputed."""
     ignored: list[str] = field(default_factory=list)
     """Inputs given but not used: the audience, for a policy trained on one fixed list (imputed instead)."""
+    guard_caps: dict[str, int] | None = None
+    """The most first attempts per provider the card's jump guard allows tomorrow (None: no guard); ``caps``
+    already respect it."""
 
     @property
     def total_cap(self) -> int | None:
@@ -332,6 +336,7 @@ class Recommendation:
             "imputed": self.imputed,
             "audience": self.audience,
             "ignored": self.ignored,
+            "guard_caps": self.guard_caps,
         }
 
 
@@ -350,6 +355,15 @@ def derived_columns(history: History, fbl: np.ndarray) -> dict[str, np.ndarray]:
     v.update(backlog=backlog, queued=queued, first_attempts=first, share=share,
              fbl_complaints=v["complaints"] * fbl)
     return v
+
+
+def last_first_attempts(history: History, fbl: np.ndarray) -> np.ndarray:
+    """The last day's first attempts per provider [P] (the jump guard's reference): the reported or derived
+    column, else all that day's attempts (an upper bound); 0 before the first day."""
+    if not history.days:
+        return np.zeros(len(history.providers))
+    first = derived_columns(history, fbl)["first_attempts"][-1]
+    return np.nan_to_num(np.where(np.isnan(first), history.values["sent"][-1], first), nan=0.0)
 
 
 _STACKED = ("share", "sent", "delivered", "deferred", "bounced", "blocked", "fbl_complaints", "opens", "expired",
@@ -512,6 +526,7 @@ class Runtime:
         self.frame_stack = int(card["frame_stack"])
         self.fbl = np.array([bool(card["feedback_loop"][p]) for p in self.providers])
         self.n_features = len(card["observation"]["features"])
+        self.guard = guard_of_card(card, card_path)
         audience_var = [f.get("var", 1.0) for f in card["observation"]["features"] if f["name"].startswith("audience_")]
         self.learned_audience = bool(audience_var) and min(audience_var) > LEARNED_VARIANCE
         """False for a policy trained on one fixed list: it never saw the audience vary, so a real list's
@@ -558,21 +573,19 @@ class Runtime:
         hint = None if demand is None else np.array([float(demand.get(p, math.nan)) for p in self.providers])
         obs = _observations(history, self.fbl, self.frame_stack, hint, tiers)
         action, _ = self.act(obs[None])
+        available = self._available(history, demand)
+        guard_caps = None
+        if self.guard is not None:
+            last = last_first_attempts(history, self.fbl)
+            action, _ = self.guard.limit(action, np.nan_to_num(available, nan=0.0)[None], last[None])
+            guard_caps = {p: int(c) for p, c in zip(self.providers, self.guard.caps(last[None])[0], strict=True)}
         share = action_to_share(action)  # float64 like the simulator; the graph's float32 share can floor 1 lower
         names = feature_names(self.providers)
         real = ~np.all(np.isnan(obs), axis=1)
         imputed = sorted({names[j] for j in np.flatnonzero(np.isnan(obs[real]).any(axis=0))})
         tomorrow = history.last_date + dt.timedelta(days=1)
-        caps: dict[str, int | None] = {}
-        backlog = history.values["backlog"][-1] if history.days else np.zeros(len(self.providers))
-        for i, p in enumerate(self.providers):
-            if demand is not None and p in demand:
-                available = float(demand[p])
-            else:
-                available = float(history.values["demand"][-1, i]) if history.days else math.nan
-            if not math.isnan(backlog[i]):
-                available += float(backlog[i])
-            caps[p] = None if math.isnan(available) else int(math.floor(float(share[0, i]) * available))
+        caps = {p: None if math.isnan(available[i]) else int(math.floor(float(share[0, i]) * available[i]))
+                for i, p in enumerate(self.providers)}
         return Recommendation(
             date=tomorrow,
             day=history.days + 1,
@@ -583,7 +596,18 @@ class Runtime:
             imputed=imputed,
             audience=None if audience is None else {t: float(x) for t, x in zip(AUDIENCE_TIERS, tiers, strict=True)},
             ignored=ignored,
+            guard_caps=guard_caps,
         )
+
+    def _available(self, history: History, demand: Mapping[str, float] | None) -> np.ndarray:
+        """Tomorrow's mail per provider [P] (demand, given or the last day's, plus the backlog); NaN if unknown."""
+        providers = len(self.providers)
+        backlog = history.values["backlog"][-1] if history.days else np.zeros(providers)
+        last_demand = history.values["demand"][-1] if history.days else np.full(providers, math.nan)
+        given = np.array([float(demand[p]) if demand is not None and p in demand else math.nan
+                          for p in self.providers])
+        available = np.where(np.isnan(given), last_demand, given)
+        return available + np.nan_to_num(backlog, nan=0.0)
 
 
 def _number(value: Any) -> bool:
@@ -598,7 +622,7 @@ def _check_card(card: Any, path: Path) -> None:
     if version != SCHEMA_VERSION:
         raise CardError(f"{path} has schema_version {shorten(version)}; this runtime reads schema_version "
                         f"{SCHEMA_VERSION} (re-export the policy with this version of ipwarmup)")
-    for key in ("providers", "frame_stack", "observation", "feedback_loop", "onnx"):
+    for key in ("providers", "frame_stack", "observation", "feedback_loop", "onnx", "jump_guard"):
         if key not in card:
             raise CardError(f"{path} has no {key!r} entry")
     providers = card["providers"]
@@ -622,9 +646,30 @@ def _check_card(card: Any, path: Path) -> None:
             if key in f and not (_number(f[key]) and (key == "mean" or f[key] >= 0)):
                 raise CardError(f"{path}: feature {shorten(f['name'])} has {key} {shorten(f[key])}, not a "
                                 f"{'finite number' if key == 'mean' else 'finite number >= 0'}")
+    guard_of_card(card, path)
     onnx = card["onnx"]
     if not isinstance(onnx, dict) or not isinstance(onnx.get("sha256"), str) or "file" not in onnx:
         raise CardError(f"{path}: onnx must be an object with the graph's file name and sha256, got {shorten(onnx)}")
+
+
+def guard_of_card(card: dict[str, Any], path: Path) -> JumpGuard | None:
+    """The card's jump guard (``null``: the policy was trained and exported without one)."""
+    entry = card["jump_guard"]
+    if entry is None:
+        return None
+    providers = card["providers"]
+    problem = CardError(f"{path}: jump_guard must be null or {{allowance: a number > 1, base: {{provider: emails/day "
+                        f">= 1}} for every provider}}, got {shorten(entry)}")
+    if not isinstance(entry, dict) or not isinstance(entry.get("base"), dict):
+        raise problem
+    allowance, base = entry.get("allowance"), entry["base"]
+    if (not _number(allowance) or set(base) != set(providers)
+            or not all(_number(v) and v >= 1 for v in base.values())):
+        raise problem
+    try:
+        return JumpGuard(float(allowance), np.array([float(base[p]) for p in providers]))  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise CardError(f"{path}: {exc}") from None
 
 
 def _onnx_path(card_path: Path, name: Any) -> Path:
@@ -709,10 +754,13 @@ class RuntimePolicy:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.buffer: np.ndarray | None = None
+        self.guard = None if runtime.guard is None else GuardedSends(runtime.guard)
 
     def reset(self, seed: int | None = None) -> None:
-        """Forget the frame history (evaluation calls this per episode; the policy has no randomness)."""
+        """Forget the frame and send history (evaluation calls this per episode; the policy has no randomness)."""
         self.buffer = None
+        if self.guard is not None:
+            self.guard.reset()
 
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: np.ndarray | None = None,
                 deterministic: bool = True) -> tuple[np.ndarray, Any]:
@@ -728,6 +776,8 @@ class RuntimePolicy:
         self.buffer[:, :-1] = self.buffer[:, 1:]
         self.buffer[:, -1] = batch
         action, _ = self.runtime.act(self.buffer)
+        if self.guard is not None:
+            action = self.guard.observed(action, batch, episode_start)
         return (action[0] if single else action), state
 
 

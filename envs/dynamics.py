@@ -32,9 +32,10 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from core.features import SES_DECAY, ses_rate
+from core.guard import JumpGuard
 from core.providers import ESCALATES_TO_BLOCK, FEEDBACK_LOOP, MACHINE_OPENS, POSTMASTER, PROVIDERS, SNDS
 from envs.day_kernel import DRAWS_PER_CELL, N_OUTPUTS, DayRules, simulate_cells, standard_normals, throttle_limits
-from envs.families import EpisodeParams, median_cold_capacity, resolved_scenario
+from envs.families import EpisodeParams, low_cold_capacity, median_cold_capacity, resolved_scenario
 from envs.scenario import Scenario
 
 P = len(PROVIDERS)
@@ -194,6 +195,12 @@ def first_day_allowance(scenario: Scenario) -> np.ndarray:
     allowance x cold acceptance), at the prior's median cold acceptance: what a schedule's day 1 should stay
     under. An episode's own cold acceptance is drawn around it, so this is a guide, not a guarantee."""
     return np.floor(resolved_scenario(scenario).spike_allowance * median_cold_capacity(scenario))
+
+
+def jump_guard(scenario: Scenario) -> JumpGuard:
+    """The jump guard for a policy trained on ``scenario``: the model's spike allowance over the larger of the
+    sender's last day and the low end of the prior's cold acceptance (``core/guard.py``)."""
+    return JumpGuard(resolved_scenario(scenario).spike_allowance, low_cold_capacity(scenario))
 
 
 def throttle_limit(scenario: Scenario, reputation: np.ndarray, peak: np.ndarray, cold: np.ndarray) -> np.ndarray:

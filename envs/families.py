@@ -101,6 +101,21 @@ def median_cold_capacity(scenario: Scenario) -> np.ndarray:
     return np.asarray(s.cold_capacity, np.float64)
 
 
+LOW_COLD_SIGMAS = 2.0
+"""How far below the median (in log-sigmas) :func:`low_cold_capacity` sits: 2.3% of episodes draw less."""
+
+
+def low_cold_capacity(scenario: Scenario) -> np.ndarray:
+    """The low end of the prior's cold acceptance per provider [P]: the training family's lower bound for a
+    randomized scenario, else ``LOW_COLD_SIGMAS`` log-sigmas below the scenario's values. What a sender can assume
+    a cold provider takes before it has seen any answer (the jump guard's day-1 reference)."""
+    s = resolved_scenario(scenario)
+    if s.randomize:
+        return np.full(P, float(TRAIN_COLD_CAPACITY[0]))
+    low = np.asarray(s.cold_capacity, np.float64) * math.exp(-LOW_COLD_SIGMAS * s.cold_capacity_spread)
+    return np.clip(low, 1.0, s.warm_capacity)
+
+
 def _around(rng: np.random.Generator, centre: np.ndarray, sigma: float, shape: tuple[int, ...]) -> np.ndarray:
     """Log-normal draws with median ``centre`` (the scenario's value) and log-sigma ``sigma``."""
     return np.asarray(centre, np.float64) * np.exp(sigma * rng.standard_normal(shape))

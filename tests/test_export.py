@@ -30,9 +30,12 @@ def sample_histories(run: Path, n: int, seed: int = 0) -> tuple[np.ndarray, np.n
     """``n`` raw observation histories [n, k, OBS_SIZE] from real episodes, with the SB3 policy's actions on them.
 
     The SB3 policy acts with exploration noise on a vector env (so episodes differ and reach late days);
-    each step records the frame-stacked raw observations it saw, zero-padded frames as NaN.
+    each step records the frame-stacked raw observations it saw, zero-padded frames as NaN. The actions are the
+    network's own, without the jump guard: the graph is the network, the runtime applies the guard after it.
     """
     policy = load_run_policy(run)
+    assert policy.guard is not None  # the tiny run trains with the default config's guard
+    policy.guard = None
     k = policy.artifacts.frame_stack
     envs_ = SimulatorVecEnv("ipwarmup/NewIP-v1", 16, seed=seed)
     rng = np.random.default_rng(seed)

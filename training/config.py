@@ -19,6 +19,9 @@ constructor arguments:
   (same optimal policies, denser credit; episode statistics stay unshaped);
 * ``spike_cost``: training-reward cost per provider and day with a jump the model punishes (>= 0; episode
   statistics stay unshaped);
+* ``jump_guard``: shield every action with :class:`core.guard.JumpGuard` (the model's spike allowance over the
+  larger of yesterday's first attempts and the training prior's low cold acceptance), in training, evaluation,
+  export and the runtime alike;
 * ``imitate`` / ``imitate_episodes``: before PPO, clone a baseline's actions (and fit the critic to its returns)
   over that many episodes per env (:mod:`training.imitation`); the baseline must act on the observation alone.
 """

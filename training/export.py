@@ -35,8 +35,10 @@ from typing import Any
 import numpy as np
 
 from agents.ppo import METRICS_FILE, RunArtifacts, RunError, read_metrics
+from agents.run_config import jump_guard_of
 from core.actions import DECODING_FORMULA, LOG10_SHARE_SCALE, MIN_SHARE, action_to_share
 from core.features import AUDIENCE_FEATURES, FEATURES_BY_NAME, feature_names
+from core.guard import MARGIN, SLACK_EMAILS, JumpGuard
 from core.providers import FEEDBACK_LOOP, PROVIDERS
 from core.util import (
     OneLineParser,
@@ -242,6 +244,20 @@ def policy_card(artifacts: RunArtifacts, onnx_sha256: str, providers: Sequence[s
         "kpis": {"schedule_rollout": schedule_kpis, "training_evaluation": _training_kpis(artifacts.run_dir)},
         "schedule": schedule_info,
         "onnx": {"file": rt.ONNX_FILE, "sha256": onnx_sha256, "opset": OPSET},
+        "jump_guard": _guard_entry(jump_guard_of(artifacts.config), providers),
+    }
+
+
+def _guard_entry(guard: JumpGuard | None, providers: Sequence[str]) -> dict[str, Any] | None:
+    """The card's description of the jump guard the runtime applies after the graph (None: trained without)."""
+    if guard is None:
+        return None
+    return {
+        "allowance": float(guard.allowance),
+        "base": {p: float(b) for p, b in zip(providers, guard.base, strict=True)},
+        "rule": f"cap = floor(max(allowance * (1 - {MARGIN:g}) * max(last, base) - {SLACK_EMAILS:g}, 0)) first "
+                "attempts per provider, last = the provider's first attempts on the last day of the statistics "
+                "(0 before the first day); a share above cap / (demand + backlog) is lowered to it",
     }
 
 
@@ -419,6 +435,10 @@ def main(argv: Sequence[str] | None = None) -> None:
           f"{day1:,} emails on the new IP (no jump at median cold acceptance up to {safe:,}); days with a jump the "
           f"model punishes: {int(k['spike_days'])}; inboxed share {k['inboxed_share']:.3f}, complaint rate "
           f"{k['complaint_rate']:.4%}, paused {bool(k['paused'])}")
+    guard = result.card["jump_guard"]
+    print("jump guard: " + ("none (trained without one)" if guard is None else
+                            f"each provider's first attempts capped at {guard['allowance']:g} x max(its last day, "
+                            f"{sum(guard['base'].values()):,.0f} emails over all providers on day 1)"))
 
 
 if __name__ == "__main__":

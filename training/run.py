@@ -52,6 +52,7 @@ from agents.ppo import (
     validate_run_config,
     write_checkpoint,
 )
+from agents.run_config import jump_guard_of
 from core.util import (
     EVAL_SEED_BASE,
     TRAINING_SEED_LIMIT,
@@ -110,7 +111,7 @@ def make_training_env(config: dict[str, Any], seed: int) -> Any:
         venv: Any = SimulatorVecEnv(config["env_id"], config["n_envs"], seed=seed,
                                     horizon_is_terminal=config.get("horizon_is_terminal", False),
                                     shaping_gamma=shaping, spike_cost=config.get("spike_cost", 0.0),
-                                    **config.get("env_kwargs", {}))
+                                    jump_guard=jump_guard_of(config), **config.get("env_kwargs", {}))
     except ScenarioError as exc:
         raise ConfigError(str(exc)) from None
     if config.get("normalize", True):

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
+from core.guard import JumpGuard
 from core.providers import FEEDBACK_LOOP, PROVIDERS
 from envs.scenario import Scenario, get_scenario
 from envs.simulator import Simulator
@@ -38,16 +39,21 @@ class SimulatorVecEnv(VecEnv):
     * ``spike_cost``: subtracted from the training reward once per provider and day with a jump the model punishes
       (``spike_excess > 0``): a constraint (an engineer signs no schedule with such a jump) priced as a penalty,
       beyond the reputation the model itself takes for it. 0 trains on the env's reward.
+    * ``jump_guard``: a :class:`core.guard.JumpGuard` applied to every action before the day is simulated, with
+      yesterday's first attempts as its reference: the policy learns in the world it will act in, where no
+      provider's volume jumps. ``None`` sends the actions as they are.
     """
 
     def __init__(self, scenario: str | Scenario, n_envs: int, seed: int | None = None, *,
                  horizon_is_terminal: bool = False, shaping_gamma: float | None = None, spike_cost: float = 0.0,
-                 **overrides: Any) -> None:
+                 jump_guard: JumpGuard | None = None, **overrides: Any) -> None:
         self.scenario = scenario if isinstance(scenario, Scenario) else get_scenario(scenario, **overrides)
         self.sim = Simulator(self.scenario, n_envs)
         self.horizon_is_terminal = horizon_is_terminal
         self.shaping_gamma = shaping_gamma
         self.spike_cost = spike_cost
+        self.jump_guard = jump_guard
+        self._last_sent = np.zeros((n_envs, len(PROVIDERS)))
         self._potential = np.zeros(n_envs)
         observation_space, action_space = spaces_for()
         self.render_mode = None
@@ -69,6 +75,7 @@ class SimulatorVecEnv(VecEnv):
             self._rng = np.random.default_rng(self._seeds[0])
         self._reset_seeds()
         self._episode_len[:] = 0
+        self._last_sent[:] = 0.0
         obs = self.sim.reset(self._rng)
         self._potential = self._readiness_potential()
         return obs
@@ -80,8 +87,13 @@ class SimulatorVecEnv(VecEnv):
         self._actions = np.asarray(actions)
 
     def step_wait(self) -> VecEnvStepReturn:
-        result = self.sim.step(self._actions, self._rng)
+        actions = self._actions
+        if self.jump_guard is not None:
+            available = self.sim.params.demand + self.sim.state.backlog.sum(-1)
+            actions, _ = self.jump_guard.limit(actions, available, self._last_sent)
+        result = self.sim.step(actions, self._rng)
         o = result.outcome
+        self._last_sent[:] = o.first_attempts
         rows, day = np.arange(self.num_envs), self._episode_len
         for key, days in self._days.items():
             days[rows, day] = getattr(o, key)
@@ -114,6 +126,7 @@ class SimulatorVecEnv(VecEnv):
             reset_obs = self.sim.reset(self._rng, dones)
             obs[dones] = reset_obs[dones]
             self._episode_len[dones] = 0
+            self._last_sent[dones] = 0.0
             if self.shaping_gamma is not None:
                 self._potential[dones] = self._readiness_potential()[dones]
         return obs, reward.astype(np.float32), dones, infos
