@@ -6,7 +6,8 @@ does). Each is scaled by 0.5 and by 2 (a tuple or range element-wise), clipped t
 where the scaled value breaks them (an exclusive bound is approached to 10% of its distance from the default;
 the report says where), and passed as a ``gymnasium.make(env_id, **{name: value})`` override; module constants
 cannot be passed that way, so they are set on ``envs.dynamics`` inside the worker for that cell and put back.
-Every cell plays ses-standard, no-warmup, ses-managed, aimd, braze-automated and the oracle on the same seeds
+Every cell plays ses-standard, no-warmup, ses-managed, aimd, braze-automated and the oracle (``--policies`` picks
+some; ``--policy PATH`` adds a trained policy as ``ppo``) on the same seeds
 (``core.util.BENCHMARK_SEED_BASE`` upward) through the project's one episode loop,
 ``evaluation.episodes.run_episodes``, and compares each pair of policies on the headline KPIs
 (``inboxed_share_all``, ``return``, and the final reputation averaged over providers) by the paired per-seed
@@ -19,6 +20,8 @@ parameter on a shared-pool scenario; :data:`HOME_ENV` runs such parameters where
 
     python benchmarks/sensitivity.py --seeds 20 --cross-seeds 12 --constants --csv results/sensitivity.csv
     python benchmarks/sensitivity.py --from-csv results/sensitivity.csv      # the report again, no episodes
+    python benchmarks/sensitivity.py --env ipwarmup/Randomized-v1 --seeds 20 --policy runs/x/base/s0 \
+        --policies ppo ses-managed aimd ses-standard --csv results/sensitivity-ppo.csv
 
 Progress goes to stderr, the markdown report (the tables of docs/sensitivity.md) to stdout.
 """
@@ -58,8 +61,11 @@ from evaluation.kpis import mean_ci  # noqa: E402
 
 POLICIES: dict[str, str] = {
     "oracle": "O", "ses-standard": "S", "ses-managed": "M", "aimd": "A", "braze-automated": "B", "no-warmup": "N",
+    "ppo": "P",
 }
-"""The policies whose ranking is tested, with the letter the ranking strings use."""
+"""The policies whose ranking is tested, with the letter the ranking strings use; ``ppo`` is the trained policy
+given with ``--policy`` (a run folder or a policy card), played only when given."""
+BASELINES = tuple(p for p in POLICIES if p != "ppo")
 HEADLINE: tuple[str, ...] = ("inboxed_share_all", "return", "final_reputation")
 """The KPIs a ranking is read on; ``final_reputation`` is the mean over providers of ``final_reputation_<p>``."""
 EXTRA: tuple[str, ...] = ("inboxed_share", "blocks", "paused", "days_to_full", "deferral_share")
@@ -73,7 +79,8 @@ INSIDE = 0.1
 """An exclusive bound is approached to this fraction of its distance from the default (x0.5 of 1.6 for a bound
 '> 1' gives 1.06)."""
 DEFAULT = "default"
-CSV_COLUMNS = ("env", "param", "kind", "factor", "value", "note", "commit", "policy", "seed", *HEADLINE, *EXTRA)
+CSV_COLUMNS = ("env", "param", "kind", "factor", "value", "note", "commit", "policy", "seed", *HEADLINE, *EXTRA,
+               "policy_source")
 
 
 # --------------------------------------------------------------------------------------------- the parameters
@@ -258,7 +265,8 @@ def _kpi_row(kpis: dict[str, float]) -> dict[str, float]:
 
 
 def play(env_id: str, p: Perturbation, policy: str, seeds: Sequence[int]) -> list[dict[str, float]]:
-    """KPI rows of ``policy`` on one cell (a constant is set on envs.dynamics for the call, then put back)."""
+    """KPI rows of ``policy`` (a name or a path for ``agents.load_policy``) on one cell (a constant is set on
+    envs.dynamics for the call, then put back)."""
     if p.kind == "constant":
         saved = getattr(envs.dynamics, p.param)
         setattr(envs.dynamics, p.param, p.value)
@@ -278,10 +286,13 @@ def _commit() -> str:
         return "unknown"
 
 
-def run_all(cells: Sequence[tuple[str, Perturbation]], seeds: dict[str, list[int]], workers: int) -> list[dict]:
-    """Play every valid cell x policy, cell by cell; rows for the CSV."""
+def run_all(cells: Sequence[tuple[str, Perturbation]], seeds: dict[str, list[int]], workers: int,
+            policies: dict[str, str] | None = None) -> list[dict]:
+    """Play every valid cell x policy, cell by cell; rows for the CSV. ``policies`` maps each name to what
+    ``agents.load_policy`` loads (default: every baseline by its name)."""
     commit = _commit()
-    tasks = [(env_id, p, policy) for env_id, p in cells if p.valid for policy in POLICIES]
+    policies = policies or {b: b for b in BASELINES}
+    tasks = [(env_id, p, policy) for env_id, p in cells if p.valid for policy in policies]
     rows: list[dict] = []
     for env_id, p in cells:
         if not p.valid:
@@ -290,17 +301,19 @@ def run_all(cells: Sequence[tuple[str, Perturbation]], seeds: dict[str, list[int
 
     def done(k: int, task: tuple[str, Perturbation, str], result: list[dict[str, float]]) -> None:
         env_id, p, policy = task
-        rows.extend(_meta(env_id, p, commit) | {"policy": policy, "seed": s} | r
+        source = "" if policies[policy] == policy else policies[policy]
+        rows.extend(_meta(env_id, p, commit) | {"policy": policy, "seed": s, "policy_source": source} | r
                     for s, r in zip(seeds[env_id], result, strict=True))
         print(f"[{k}/{len(tasks)}] {time.perf_counter() - started:6.0f} s  {env_id} {p.param} x{p.factor:g} {policy}",
               file=sys.stderr, flush=True)
 
     if workers <= 1:
         for k, task in enumerate(tasks, 1):
-            done(k, task, play(*task, seeds[task[0]]))
+            env_id, p, policy = task
+            done(k, task, play(env_id, p, policies[policy], seeds[env_id]))
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(play, *task, seeds[task[0]]): task for task in tasks}
+            futures = {pool.submit(play, task[0], task[1], policies[task[2]], seeds[task[0]]): task for task in tasks}
             for k, future in enumerate(as_completed(futures), 1):
                 done(k, futures[future], future.result())
     print(f"{len(tasks)} cells x policy in {time.perf_counter() - started:.0f} s", file=sys.stderr)
@@ -352,11 +365,16 @@ class Cell:
     def label(self) -> str:
         return DEFAULT if self.param == DEFAULT else f"{self.param} x{self.factor:g}"
 
+    @property
+    def policies(self) -> list[str]:
+        """The policies played in this cell, in :data:`POLICIES` order."""
+        return [p for p in POLICIES if p in self.kpis]
+
     def same_as(self, other: Cell) -> bool:
         """Every policy's episodes identical (the parameter has no effect in this env)."""
         return bool(self.kpis) and all(
             np.array_equal(self.kpis[p][k], other.kpis[p][k], equal_nan=True)
-            for p in POLICIES for k in (*HEADLINE, *EXTRA))
+            for p in self.policies for k in (*HEADLINE, *EXTRA))
 
 
 def cells_from_rows(rows: Sequence[dict]) -> list[Cell]:
@@ -385,7 +403,7 @@ def pair_sign(cell: Cell, a: str, b: str, kpi: str) -> int:
 
 def ranking(cell: Cell, kpi: str) -> str:
     """Policies by mean, best first, '>' between neighbours whose paired CI is apart, '≈' where it is not."""
-    order = sorted(POLICIES, key=lambda p: -float(np.mean(cell.kpis[p][kpi])))
+    order = sorted(cell.policies, key=lambda p: -float(np.mean(cell.kpis[p][kpi])))
     text = POLICIES[order[0]]
     for hi, lo in itertools.pairwise(order):
         text += (" > " if pair_sign(cell, hi, lo, kpi) > 0 else " ≈ ") + POLICIES[lo]
@@ -396,7 +414,9 @@ def changes(cell: Cell, default: Cell, kpi: str) -> tuple[list[str], list[str]]:
     """(reversals, weaker changes) of pairwise order against the default cell of the same env."""
     reversals: list[str] = []
     weaker: list[str] = []
-    for a, b in itertools.combinations(POLICIES, 2):
+    for a, b in itertools.combinations(cell.policies, 2):
+        if a not in default.kpis or b not in default.kpis:
+            continue
         s0, s1 = pair_sign(default, a, b, kpi), pair_sign(cell, a, b, kpi)
         if s0 == s1:
             continue
@@ -427,7 +447,11 @@ def report(rows: Sequence[dict]) -> str:
     cells = cells_from_rows(rows)
     envs_in = list(dict.fromkeys(c.env for c in cells))
     out: list[str] = []
-    legend = ", ".join(f"{v} {k}" for k, v in POLICIES.items())
+    played = [p for p in POLICIES if any(p in c.kpis for c in cells)]
+    legend = ", ".join(f"{POLICIES[p]} {p}" for p in played)
+    sources = sorted({str(r["policy_source"]) for r in rows if r.get("policy") == "ppo" and r.get("policy_source")})
+    if sources:
+        legend += f" (P: {', '.join(sources)})"
     commits = sorted({str(r.get("commit", "")) for r in rows})
     out.append(f"Policies: {legend}. Commit {', '.join(commits)}. Rankings: best first by mean; '>' where the "
                "paired 95% CI of the difference between neighbours excludes 0, '≈' where it does not.")
@@ -440,7 +464,7 @@ def report(rows: Sequence[dict]) -> str:
         out.append("Default: " + "; ".join(f"{k}: {ranking(default, k)}" for k in HEADLINE) + "\n")
         out.append("| policy | " + " | ".join(HEADLINE) + " |")
         out.append("|---" * (len(HEADLINE) + 1) + "|")
-        for p in POLICIES:
+        for p in default.policies:
             out.append(f"| {p} | " + " | ".join(_mean_ci_text(default.kpis[p][k], DIGITS[k]) for k in HEADLINE)
                        + " |")
         out.append("\nDoes the ranking change? 'yes' lists reversals of pairs whose order was clear (CI apart) "
@@ -508,7 +532,8 @@ def _fmt_json(text: str) -> str:
 
 CLAIM_PAIRS: tuple[tuple[str, str], ...] = (
     ("ses-standard", "no-warmup"),
-    *(("oracle", p) for p in POLICIES if p != "oracle"),
+    *(("ppo", p) for p in BASELINES),
+    *(("oracle", p) for p in BASELINES if p != "oracle"),
     ("ses-managed", "ses-standard"), ("aimd", "ses-standard"), ("braze-automated", "ses-standard"),
     ("ses-managed", "aimd"), ("ses-managed", "braze-automated"), ("aimd", "braze-automated"),
     *((p, "no-warmup") for p in ("ses-managed", "aimd", "braze-automated")),
@@ -522,6 +547,8 @@ def pair_stability(env_cells: Sequence[Cell], default: Cell) -> str:
              "where it reverses, or becomes a tie):\n",
              "| pair | " + " | ".join(HEADLINE) + " |", "|---" * (len(HEADLINE) + 1) + "|"]
     for a, b in CLAIM_PAIRS:
+        if a not in default.kpis or b not in default.kpis:
+            continue
         texts = []
         for k in HEADLINE:
             s0 = pair_sign(default, a, b, k)
@@ -546,11 +573,12 @@ def rankings_table(env_cells: Sequence[Cell]) -> str:
             lines.append(f"| {c.label} | " + " | ".join(ranking(c, k) for k in HEADLINE) + " |")
     for k in HEADLINE:
         lines += [f"\n<details><summary>{k}: mean ± 95% CI half-width per cell</summary>\n",
-                  "| cell | " + " | ".join(POLICIES) + " |", "|---" * (len(POLICIES) + 1) + "|"]
+                  "| cell | " + " | ".join(env_cells[0].policies) + " |",
+                  "|---" * (len(env_cells[0].policies) + 1) + "|"]
         for c in env_cells:
             if c.kpis:
-                lines.append(f"| {c.label} | " + " | ".join(_mean_ci_text(c.kpis[p][k], DIGITS[k]) for p in POLICIES)
-                             + " |")
+                lines.append(f"| {c.label} | " + " | ".join(_mean_ci_text(c.kpis[p][k], DIGITS[k])
+                                                             for p in env_cells[0].policies) + " |")
         lines.append("\n</details>")
     return "\n".join(lines)
 
@@ -571,7 +599,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--from-csv", type=Path, nargs="+", help="report the episodes of earlier --csv runs (one "
                         "or more files, e.g. the main env and the cross-check); play nothing")
     parser.add_argument("--list", action="store_true", help="print the parameters and their x0.5 / x2 values")
+    parser.add_argument("--policy", help="a trained policy (run folder or policy card) to rank as 'ppo' (P)")
+    parser.add_argument("--policies", nargs="+", choices=list(POLICIES), metavar="NAME",
+                        help=f"play only these ({', '.join(POLICIES)}; default: every baseline, and ppo if --policy)")
     args = parser.parse_args(argv)
+    names = args.policies or [*BASELINES, *(["ppo"] if args.policy else [])]
+    if "ppo" in names and not args.policy:
+        parser.error("--policies ppo needs --policy PATH")
+    policies = {n: (args.policy if n == "ppo" else n) for n in names}
     if args.from_csv:
         print(report([row for path in args.from_csv for row in from_csv(path)]), end="")
         return
@@ -588,7 +623,7 @@ def main(argv: list[str] | None = None) -> None:
     seeds = {e: seed_range(BENCHMARK_SEED_BASE, args.cross_seeds if e == CROSS_ENV and e != args.env else args.seeds)
              for e, _ in cells}
     started = time.perf_counter()
-    rows = run_all(cells, seeds, args.workers)
+    rows = run_all(cells, seeds, args.workers, policies)
     if args.csv:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.csv, to_csv(rows))

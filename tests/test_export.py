@@ -186,6 +186,11 @@ def test_export_cli_with_scenario_and_days(tmp_path: Path) -> None:
            f"{sum(allowance.values()):,})" in result.stdout
     assert f"days with a jump the model punishes: {int(schedule['kpis']['spike_days'])};" in result.stdout
     assert schedule["first_day_allowance"]["gmail"] == 1_120  # 1.6 x Gmail's median cold acceptance, 700
+    # and the guard the card carries: trained on Randomized, whose low cold acceptance is 50 a provider
+    guard_cap = int(np.floor(1.6 * 0.999 * 50 - 2)) * len(PROVIDERS)
+    assert f"jump guard: no provider's first attempts above 1.6 x max(its last day, its low cold acceptance); " \
+           f"day 1 at most {guard_cap:,} emails" in result.stdout
+    assert day1 <= guard_cap
 
 
 @pytest.mark.parametrize(("args", "message"), [

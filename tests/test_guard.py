@@ -118,3 +118,32 @@ def test_the_observation_guard_follows_what_was_actually_sent() -> None:
         share = 10.0 ** LAYOUT.provider_block(np.asarray(obs, np.float64), "warmup_share_log10")
         estimate = np.floor(share * watcher.available)
         assert np.abs(estimate - info["first_attempts"]).max() <= 1
+
+
+def test_a_trained_run_acts_through_its_guard_and_never_jumps() -> None:
+    """A run trained with ``jump_guard: true`` (the default config) guards its own actions: played with no help
+    from the env, its episodes show no jump but where a provider's cold acceptance lies below the guard's base."""
+    from export_helpers import exported
+
+    from agents.ppo import load_run_policy
+
+    run, _ = exported()
+    policy = load_run_policy(run)
+    assert policy.guard is not None
+    env = WarmupVectorEnv(16, "NewIP-v1", demand=400_000)
+    obs, _ = env.reset(seed=11)
+    start = np.ones(16, bool)
+    base = policy.guard.guard.base
+    jumps = 0
+    for _ in range(30):
+        action, _ = policy.predict(obs, episode_start=start)
+        start = np.zeros(16, bool)
+        obs, _, _, _, info = env.step(action)
+        jumps += int(((info["spike_excess"] > 0) & (env.sim.params.cold_capacity >= base)).sum())
+    assert jumps == 0
+    guard = policy.guard.guard
+    policy.guard = None  # the control: the network alone asks for more on day 1 than the guard allows
+    obs, _ = env.reset(seed=11)
+    action, _ = policy.predict(obs, episode_start=np.ones(16, bool))
+    _, _, _, _, info = env.step(action)
+    assert (info["first_attempts"] > guard.caps(np.zeros((16, P)))).any()

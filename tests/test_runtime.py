@@ -256,3 +256,70 @@ def test_a_fixed_list_policy_ignores_the_audience_and_says_so(tmp_path: Path) ->
     given, none = runtime.recommend(rows, start=START, audience=odd_list), runtime.recommend(rows, start=START)
     assert given.ignored == [f"audience_{t}" for t in rt.AUDIENCE_TIERS] and none.ignored == []
     assert given.action == none.action and given.audience is None
+
+
+# --- The jump guard in the runtime ---------------------------------------------------------------------------
+
+
+def _one_day(sent: int, demand: int) -> list[dict]:
+    return [dict(date=START.isoformat(), provider=p, sent=sent, first_attempts=sent, delivered=sent, deferred=0,
+                 bounced=0, blocked=0, complaints=0, demand=demand) for p in PROVIDERS]
+
+
+def test_the_card_carries_the_runs_jump_guard() -> None:
+    from agents.ppo import read_config
+    from agents.run_config import jump_guard_of
+
+    run, folder = exported()
+    guard = rt.load(folder).guard
+    want = jump_guard_of(read_config(run))
+    assert guard is not None and want is not None
+    assert guard.allowance == want.allowance
+    np.testing.assert_array_equal(guard.base, want.base)
+
+
+@pytest.mark.parametrize("sent", [0, 40, 5_000])
+def test_recommended_caps_never_exceed_the_guards(sent: int) -> None:
+    """Whatever the graph asks for, tomorrow's caps stay within 1.6 x max(the last day's first attempts, base)."""
+    runtime = rt.load(exported()[1])
+    assert runtime.guard is not None
+    demand = 10_000_000  # the graph's smallest share of it is 1,000 emails: far above the guard on a cold IP
+    rec = runtime.recommend(_one_day(sent, demand), demand={p: 400_000 for p in PROVIDERS})
+    want = runtime.guard.caps(np.full((1, len(PROVIDERS)), float(sent)))[0]
+    assert rec.guard_caps == {p: int(c) for p, c in zip(PROVIDERS, want, strict=True)}
+    for p in PROVIDERS:
+        assert rec.caps[p] is not None and rec.caps[p] <= rec.guard_caps[p]
+    share = rt.action_to_share(np.array(rec.action))
+    assert rec.caps == {p: int(np.floor(share[i] * 400_000)) for i, p in enumerate(PROVIDERS)}
+    assert rec.as_dict()["guard_caps"] == rec.guard_caps
+
+
+def test_a_card_without_a_guard_recommends_the_graphs_share(tmp_path: Path) -> None:
+    folder = _copy(exported()[1], tmp_path)
+    _edit_card(folder, lambda c: c.update(jump_guard=None))
+    runtime = rt.load(folder)
+    guarded = rt.load(exported()[1]).recommend(_one_day(0, 400_000))
+    unguarded = runtime.recommend(_one_day(0, 400_000))
+    assert runtime.guard is None and unguarded.guard_caps is None
+    action, _ = runtime.act(runtime.observations(rt.History.from_rows(_one_day(0, 400_000), PROVIDERS, None))[None])
+    np.testing.assert_allclose(unguarded.action, action[0])
+    assert unguarded.total_cap > guarded.total_cap
+
+
+@pytest.mark.parametrize("entry", [
+    "lots", {"allowance": 1.6}, {"allowance": 0.9, "base": {p: 100 for p in PROVIDERS}},
+    {"allowance": 1.6, "base": {"gmail": 100}}, {"allowance": 1.6, "base": {p: 0 for p in PROVIDERS}},
+    {"allowance": "1.6", "base": {p: 100 for p in PROVIDERS}},
+])
+def test_a_malformed_jump_guard_is_refused(tmp_path: Path, entry: object) -> None:
+    folder = _copy(exported()[1], tmp_path)
+    _edit_card(folder, lambda c: c.update(jump_guard=entry))
+    with pytest.raises(rt.CardError, match="jump_guard|allowance"):
+        rt.load(folder)
+
+
+def test_a_card_with_no_jump_guard_entry_is_refused(tmp_path: Path) -> None:
+    folder = _copy(exported()[1], tmp_path)
+    _edit_card(folder, lambda c: c.pop("jump_guard"))
+    with pytest.raises(rt.CardError, match="no 'jump_guard' entry"):
+        rt.load(folder)

@@ -435,10 +435,10 @@ def main(argv: Sequence[str] | None = None) -> None:
           f"{day1:,} emails on the new IP (no jump at median cold acceptance up to {safe:,}); days with a jump the "
           f"model punishes: {int(k['spike_days'])}; inboxed share {k['inboxed_share']:.3f}, complaint rate "
           f"{k['complaint_rate']:.4%}, paused {bool(k['paused'])}")
-    guard = result.card["jump_guard"]
-    print("jump guard: " + ("none (trained without one)" if guard is None else
-                            f"each provider's first attempts capped at {guard['allowance']:g} x max(its last day, "
-                            f"{sum(guard['base'].values()):,.0f} emails over all providers on day 1)"))
+    guard = rt.guard_of_card(result.card, result.out / rt.CARD_FILE)
+    print("jump guard: none (trained without one)" if guard is None else
+          f"jump guard: no provider's first attempts above {guard.allowance:g} x max(its last day, its low cold "
+          f"acceptance); day 1 at most {int(guard.caps(np.zeros((1, guard.base.size))).sum()):,} emails")
 
 
 if __name__ == "__main__":
