@@ -693,7 +693,10 @@ class RunPolicy:
     def __init__(self, artifacts: RunArtifacts) -> None:
         self.artifacts = artifacts
         self.stacker = FrameStacker(artifacts.frame_stack)
-        guard = jump_guard_of(artifacts.config)
+        try:
+            guard = jump_guard_of(artifacts.config)
+        except ValueError as exc:  # the run's env id or env_kwargs no longer make a scenario
+            raise RunError(f"{artifacts.run_dir}: cannot build the run's jump guard: {exc}") from None
         self.guard = None if guard is None else GuardedSends(guard)
 
     def reset(self, seed: int | None = None) -> None:

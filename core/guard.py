@@ -62,8 +62,9 @@ class JumpGuard:
         action = np.asarray(action, np.float32)
         available = np.maximum(np.asarray(available, np.float64), 0.0)
         share = action_to_share(action)
-        allowed = np.where(available > 0, self.caps(last) / np.maximum(available, 1.0), 1.0)
-        over = share > allowed
+        caps = self.caps(last)
+        allowed = np.where(available > 0, caps / np.maximum(available, 1.0), 1.0)
+        over = np.floor(share * available) > caps
         lowered = share_to_action(np.maximum(allowed * (1.0 - ACTION_ROOM), MIN_SHARE))
         guarded = np.where(over, np.minimum(lowered, action), action).astype(np.float32)
         volume = np.floor(action_to_share(guarded) * available)

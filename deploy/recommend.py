@@ -74,15 +74,21 @@ def parse_audience(items: Sequence[str]) -> dict[str, float] | None:
 
 
 def format_table(rec: rt.Recommendation, summary: EventSummary | None) -> str:
+    guard = rec.guard_caps
     lines = [f"Caps for {rec.date.isoformat()} (warm-up day {rec.day})", "",
-             f"{'provider':<12}{'warm-up %':>12}{'cap (emails)':>16}"]
+             f"{'provider':<12}{'warm-up %':>12}{'cap (emails)':>16}" + (f"{'jump guard':>14}" if guard else "")]
     for p in rec.providers:
         cap = rec.caps[p]
-        lines.append(f"{p:<12}{rec.warmup_percentage[p]:>12.3f}{'n/a' if cap is None else f'{cap:,}':>16}")
+        lines.append(f"{p:<12}{rec.warmup_percentage[p]:>12.3f}{'n/a' if cap is None else f'{cap:,}':>16}"
+                     + (f"{guard[p]:>14,}" if guard else ""))
     total = rec.total_cap
-    lines.append(f"{'total':<12}{'':>12}{'n/a' if total is None else f'{total:,}':>16}")
+    lines.append(f"{'total':<12}{'':>12}{'n/a' if total is None else f'{total:,}':>16}"
+                 + (f"{sum(guard.values()):>14,}" if guard else ""))
     if total is None:
         lines += ["", "caps need tomorrow's demand: add a demand column or --demand PROVIDER=EMAILS ..."]
+        if guard:
+            lines.append("until then, send no provider more than its jump guard column (the warm-up % is the "
+                         "policy's own and may exceed it)")
     audience = [f for f in rec.imputed if f.startswith("audience_")]
     others = [f for f in rec.imputed if not f.startswith("audience_")]
     if rec.ignored:

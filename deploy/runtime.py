@@ -130,6 +130,8 @@ MAX_DATE = dt.date(2999, 12, 31)
 """Statistics dates outside [MIN_DATE, MAX_DATE] are refused (a typo, not a warm-up)."""
 MAX_SPAN_DAYS = 3660
 """At most ten years of daily statistics from the warm-up start to the last date (arrays are per day)."""
+MAX_GUARD_ALLOWANCE = 10.0
+"""Largest jump guard allowance a card may carry: the model's is 1.6; a larger one is no guard at all."""
 MAX_CARD_BYTES = 16 << 20
 MAX_ONNX_BYTES = 256 << 20
 MAX_FRAME_STACK = 1000
@@ -317,8 +319,9 @@ class Recommendation:
     ignored: list[str] = field(default_factory=list)
     """Inputs given but not used: the audience, for a policy trained on one fixed list (imputed instead)."""
     guard_caps: dict[str, int] | None = None
-    """The most first attempts per provider the card's jump guard allows tomorrow (None: no guard); ``caps``
-    already respect it."""
+    """The most first attempts per provider the card's jump guard allows tomorrow (None: no guard). ``caps`` and
+    the warm-up percentages respect it where tomorrow's mail is known; where it is not (no demand figure), the
+    percentage is the graph's and only this cap holds the guard."""
 
     @property
     def total_cap(self) -> int | None:
@@ -359,11 +362,14 @@ def derived_columns(history: History, fbl: np.ndarray) -> dict[str, np.ndarray]:
 
 def last_first_attempts(history: History, fbl: np.ndarray) -> np.ndarray:
     """The last day's first attempts per provider [P] (the jump guard's reference): the reported or derived
-    column, else all that day's attempts (an upper bound); 0 before the first day."""
+    column, else that day's attempts less the day before's deferrals (a lower bound); 0 before the first day."""
     if not history.days:
         return np.zeros(len(history.providers))
     first = derived_columns(history, fbl)["first_attempts"][-1]
-    return np.nan_to_num(np.where(np.isnan(first), history.values["sent"][-1], first), nan=0.0)
+    # Without expired/queued, the retries are at most the day before's deferrals: a lower bound, the guard's side.
+    retried = history.values["deferred"][-2] if history.days > 1 else np.zeros(len(history.providers))
+    lower = np.maximum(history.values["sent"][-1] - retried, 0.0)
+    return np.nan_to_num(np.where(np.isnan(first), lower, first), nan=0.0)
 
 
 _STACKED = ("share", "sent", "delivered", "deferred", "bounced", "blocked", "fbl_complaints", "opens", "expired",
@@ -611,7 +617,10 @@ class Runtime:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    try:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    except OverflowError:  # an integer too large for a float (JSON allows any number of digits)
+        return False
 
 
 def _check_card(card: Any, path: Path) -> None:
@@ -658,16 +667,18 @@ def guard_of_card(card: dict[str, Any], path: Path) -> JumpGuard | None:
     if entry is None:
         return None
     providers = card["providers"]
-    problem = CardError(f"{path}: jump_guard must be null or {{allowance: a number > 1, base: {{provider: emails/day "
-                        f">= 1}} for every provider}}, got {shorten(entry)}")
+    problem = CardError(f"{path}: jump_guard must be null or {{allowance: a number in (1, {MAX_GUARD_ALLOWANCE:g}], "
+                        f"base: {{provider: emails/day in [1, {MAX_COUNT:.0e}]}} for every provider}}, "
+                        f"got {shorten(entry)}")
     if not isinstance(entry, dict) or not isinstance(entry.get("base"), dict):
         raise problem
-    allowance, base = entry.get("allowance"), entry["base"]
-    if (not _number(allowance) or set(base) != set(providers)
-            or not all(_number(v) and v >= 1 for v in base.values())):
+    allowance: Any = entry.get("allowance")
+    base = entry["base"]
+    if (not _number(allowance) or not 1 < allowance <= MAX_GUARD_ALLOWANCE or set(base) != set(providers)
+            or not all(_number(v) and 1 <= v <= MAX_COUNT for v in base.values())):
         raise problem
     try:
-        return JumpGuard(float(allowance), np.array([float(base[p]) for p in providers]))  # type: ignore[arg-type]
+        return JumpGuard(float(allowance), np.array([float(base[p]) for p in providers]))
     except ValueError as exc:
         raise CardError(f"{path}: {exc}") from None
 

@@ -40,6 +40,20 @@ def test_guarded_volume_never_exceeds_the_cap_and_actions_within_it_are_untouche
     np.testing.assert_array_equal(guarded[within], action[within])
 
 
+def test_an_action_whose_whole_emails_are_within_the_cap_is_untouched() -> None:
+    """Found by review: a share of 397.5 emails sends 397, which is the cap, so nothing is lowered."""
+    from core.actions import share_to_action
+
+    guard = JumpGuard(1.6, np.full(P, 250.0))
+    assert guard.caps(np.zeros((1, P)))[0, 0] == 397
+    action = share_to_action(np.full((1, P), 0.3975))
+    available = np.full((1, P), 1000.0)
+    assert np.floor(action_to_share(action) * available)[0, 0] == 397
+    guarded, volume = guard.limit(action, available, np.zeros((1, P)))
+    np.testing.assert_array_equal(guarded, action)
+    assert volume[0, 0] == 397
+
+
 def test_the_cap_is_the_allowance_over_the_larger_of_last_day_and_base_less_the_margin() -> None:
     caps = GUARD.caps(np.array([[0.0, 1000.0, 10.0, 10_000.0, 250.0]]))[0]
     np.testing.assert_allclose(caps, np.floor(1.6 * 0.999 * np.array([250, 1000, 150, 10_000, 250]) - 2))

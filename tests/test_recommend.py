@@ -144,6 +144,8 @@ def test_cli_on_a_csv_prints_the_runtimes_caps(tmp_path: Path) -> None:
                 *audience_args(infos[0]))
     assert table.returncode == 0 and "gmail" in table.stdout and f"{want.total_cap:,}" in table.stdout
     assert "imputed" not in table.stdout and "training mean" not in table.stdout
+    assert out["guard_caps"] == want.guard_caps and want.guard_caps is not None
+    assert "jump guard" in table.stdout and f"{sum(want.guard_caps.values()):,}" in table.stdout
 
 
 def test_cli_without_audience_says_the_audience_was_imputed(tmp_path: Path) -> None:

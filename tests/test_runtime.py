@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import shutil
@@ -278,20 +279,61 @@ def test_the_card_carries_the_runs_jump_guard() -> None:
     np.testing.assert_array_equal(guard.base, want.base)
 
 
-@pytest.mark.parametrize("sent", [0, 40, 5_000])
-def test_recommended_caps_never_exceed_the_guards(sent: int) -> None:
-    """Whatever the graph asks for, tomorrow's caps stay within 1.6 x max(the last day's first attempts, base)."""
+def _unguarded(tmp_path: Path) -> rt.Runtime:
+    folder = _copy(exported()[1], tmp_path)
+    _edit_card(folder, lambda c: c.update(jump_guard=None))
+    return rt.load(folder)
+
+
+@pytest.mark.parametrize("sent", [0, 40, 120])
+def test_recommended_caps_never_exceed_the_guards(tmp_path: Path, sent: int) -> None:
+    """Where the graph asks for more than 1.6 x max(the last day's first attempts, base), the caps are lowered to
+    the guard's, and the warm-up percentages with them."""
     runtime = rt.load(exported()[1])
     assert runtime.guard is not None
-    demand = 10_000_000  # the graph's smallest share of it is 1,000 emails: far above the guard on a cold IP
-    rec = runtime.recommend(_one_day(sent, demand), demand={p: 400_000 for p in PROVIDERS})
+    demand = {p: 400_000 for p in PROVIDERS}
+    rec = runtime.recommend(_one_day(sent, 400_000), demand=demand)
+    free = _unguarded(tmp_path).recommend(_one_day(sent, 400_000), demand=demand)
     want = runtime.guard.caps(np.full((1, len(PROVIDERS)), float(sent)))[0]
     assert rec.guard_caps == {p: int(c) for p, c in zip(PROVIDERS, want, strict=True)}
+    assert any(free.caps[p] > rec.guard_caps[p] for p in PROVIDERS)  # the guard has work to do here
     for p in PROVIDERS:
-        assert rec.caps[p] is not None and rec.caps[p] <= rec.guard_caps[p]
+        assert rec.caps[p] == min(free.caps[p], rec.guard_caps[p]) or rec.caps[p] == rec.guard_caps[p] - 1
     share = rt.action_to_share(np.array(rec.action))
     assert rec.caps == {p: int(np.floor(share[i] * 400_000)) for i, p in enumerate(PROVIDERS)}
     assert rec.as_dict()["guard_caps"] == rec.guard_caps
+
+
+def test_the_smallest_share_is_the_one_jump_the_guard_cannot_prevent() -> None:
+    """A provider with 20M emails a day gets at least 10^-4 of them (2,000), above a cold IP's guard cap."""
+    runtime = rt.load(exported()[1])
+    rec = runtime.recommend(_one_day(0, 20_000_000), demand={p: 20_000_000 for p in PROVIDERS})
+    assert all(rec.caps[p] == 2_000 > rec.guard_caps[p] for p in PROVIDERS)
+
+
+def test_without_a_demand_figure_the_guard_caps_still_bind() -> None:
+    runtime = rt.load(exported()[1])
+    rows = [{k: v for k, v in r.items() if k != "demand"} for r in _one_day(100, 0)]
+    rec = runtime.recommend(rows)
+    assert all(c is None for c in rec.caps.values())
+    assert rec.guard_caps == {p: int(c) for p, c in zip(PROVIDERS, runtime.guard.caps(np.full((1, 5), 100.0))[0],
+                                                        strict=True)}
+
+
+def test_without_first_attempts_the_guard_reads_a_lower_bound_of_them() -> None:
+    """Retries inflate 'sent': with no first_attempts, expired or queued column, yesterday's first attempts are taken
+    as sent less the day before's deferrals, never as all of sent."""
+    day1 = [dict(r, first_attempts=None) for r in _one_day(1_000, 400_000)]
+    for r in day1:
+        r.update(delivered=400, deferred=600)
+    day2 = [dict(r, date=(START + dt.timedelta(days=1)).isoformat(), sent=2_200, delivered=2_200, deferred=0)
+            for r in day1]
+    rows = [{k: v for k, v in r.items() if v is not None} for r in day1 + day2]
+    history = rt.History.from_rows(rows, PROVIDERS, None)
+    np.testing.assert_array_equal(rt.last_first_attempts(history, FEEDBACK_LOOP), np.full(5, 1_600.0))
+    with_column = [dict(r, first_attempts=1_700) for r in rows]
+    history = rt.History.from_rows(with_column, PROVIDERS, None)
+    np.testing.assert_array_equal(rt.last_first_attempts(history, FEEDBACK_LOOP), np.full(5, 1_700.0))
 
 
 def test_a_card_without_a_guard_recommends_the_graphs_share(tmp_path: Path) -> None:
@@ -310,6 +352,9 @@ def test_a_card_without_a_guard_recommends_the_graphs_share(tmp_path: Path) -> N
     "lots", {"allowance": 1.6}, {"allowance": 0.9, "base": {p: 100 for p in PROVIDERS}},
     {"allowance": 1.6, "base": {"gmail": 100}}, {"allowance": 1.6, "base": {p: 0 for p in PROVIDERS}},
     {"allowance": "1.6", "base": {p: 100 for p in PROVIDERS}},
+    {"allowance": 1e300, "base": {p: 100 for p in PROVIDERS}},
+    {"allowance": 1.6, "base": {p: 1.7e308 for p in PROVIDERS}},
+    {"allowance": 10**400, "base": {p: 100 for p in PROVIDERS}},
 ])
 def test_a_malformed_jump_guard_is_refused(tmp_path: Path, entry: object) -> None:
     folder = _copy(exported()[1], tmp_path)
