@@ -677,10 +677,7 @@ def guard_of_card(card: dict[str, Any], path: Path) -> JumpGuard | None:
     if (not _number(allowance) or not 1 < allowance <= MAX_GUARD_ALLOWANCE or set(base) != set(providers)
             or not all(_number(v) and 1 <= v <= MAX_COUNT for v in base.values())):
         raise problem
-    try:
-        return JumpGuard(float(allowance), np.array([float(base[p]) for p in providers]))
-    except ValueError as exc:
-        raise CardError(f"{path}: {exc}") from None
+    return JumpGuard(float(allowance), np.array([float(base[p]) for p in providers]))  # valid by the checks above
 
 
 def _onnx_path(card_path: Path, name: Any) -> Path:
