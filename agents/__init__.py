@@ -7,6 +7,6 @@ satisfies :class:`agents.policy.PolicyProtocol` (SB3's ``predict`` plus ``reset(
 from __future__ import annotations
 
 from agents.policy import Policy, PolicyProtocol
-from agents.registry import BASELINES, load_policy
+from agents.registry import BASELINES, PRIVILEGED, load_policy
 
-__all__ = ["BASELINES", "Policy", "PolicyProtocol", "load_policy"]
+__all__ = ["BASELINES", "PRIVILEGED", "Policy", "PolicyProtocol", "load_policy"]

@@ -26,6 +26,7 @@ import numpy as np
 
 from agents.policy import P, Policy, day
 from core.actions import MIN_SHARE, share_to_action
+from core.guard import MARGIN, SLACK_EMAILS
 from envs.dynamics import DayOutcome, State, simulate_day, throttle_limit
 from envs.families import EpisodeParams
 from envs.scenario import Scenario
@@ -60,6 +61,10 @@ REWARD_ORACLE: dict[str, Any] = {"cost_weight": 1.0}
 return; ``oracle`` (cost weight 0.3) leans towards the headline KPI, inboxed share. Leaving the least engaged
 tier off the new IP no longer saves its costs (the overflow route's complaints count too), so neither leaves it
 out."""
+NO_JUMP_ORACLE: dict[str, Any] = {**REWARD_ORACLE, "no_jump": True}
+"""``oracle-nojump``: ``oracle-reward`` held to the rule the jump guard enforces on trained policies, with the
+cold acceptance it knows as the day-1 reference: the ceiling for a policy that never jumps. Where volume is worth
+a reputation hit (a 20M-a-day sender), ``oracle-reward`` jumps and this one does not."""
 PAUSE_PENALTY = 1e9
 """Planning value lost by a candidate under which SES pauses the account: never worth it."""
 
@@ -121,9 +126,11 @@ class OraclePolicy(Policy):
 
     def __init__(self, env: Any = None, horizon: int = HORIZON, multipliers: tuple[float, ...] = MULTIPLIERS,
                  growths: tuple[float, ...] = GROWTHS, shares: tuple[float, ...] = SHARES,
-                 switch_days: tuple[int, ...] = SWITCH_DAYS, cost_weight: float = COST_WEIGHT) -> None:
+                 switch_days: tuple[int, ...] = SWITCH_DAYS, cost_weight: float = COST_WEIGHT,
+                 no_jump: bool = False) -> None:
         super().__init__()
         self.cost_weight = cost_weight
+        self.no_jump = no_jump
         if horizon < 1 or not (multipliers or shares):
             raise ValueError("the oracle needs a horizon >= 1 and at least one candidate")
         self.horizon = horizon
@@ -156,6 +163,14 @@ class OraclePolicy(Policy):
         params = _stack([sim.params for sim in self._sims])
         return share_to_action(self.plan(self._sims[0].rules, params, state))
 
+    @staticmethod
+    def _jump_free_share(rules: Scenario, st: State, cold: np.ndarray, avail: np.ndarray) -> np.ndarray:
+        """The largest share [n, P] whose first attempts stay within the model's spike allowance (the reference the
+        kernel judges against: the recent peak of first attempts, or cold acceptance), with the guard's margins."""
+        reference = np.maximum(st.sent_peak, cold)
+        cap = np.floor(np.maximum(rules.spike_allowance * (1.0 - MARGIN) * reference - SLACK_EMAILS, 0.0))
+        return np.where(avail > 0, cap / np.maximum(avail, 1), 1.0)
+
     def plan(self, rules: Scenario, params: Any, state: Any) -> np.ndarray:
         """Tomorrow's share per env and provider [n, P], searched on copies of ``state``."""
         n, c = state.day.shape[0], self.multipliers.size
@@ -176,6 +191,8 @@ class OraclePolicy(Policy):
                               grow * np.maximum(st.peak, 500.0))
             share = np.where(np.isnan(fixed), target / np.maximum(avail, 1), fixed)
             share = np.clip(np.where(h < switch, share, full), MIN_SHARE, full)
+            if self.no_jump:
+                share = np.maximum(np.minimum(share, self._jump_free_share(rules, st, cold, avail)), MIN_SHARE)
             if h == 0:
                 first = share
             outcome = simulate_day(rules, pr, st, share, None)  # expected values, no noise

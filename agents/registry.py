@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.heuristics import AIMD, BrazeAutomated, SESManaged
-from agents.oracle import REWARD_ORACLE, OraclePolicy
+from agents.oracle import NO_JUMP_ORACLE, REWARD_ORACLE, OraclePolicy
 from agents.policy import NoWarmup, Policy, RandomPolicy
 from agents.schedules import SchedulePolicy, schedules
 from core.util import did_you_mean
@@ -31,9 +31,12 @@ BASELINES: dict[str, Callable[[Any], Any]] = {
     "ses-managed": lambda env: SESManaged(),
     "oracle": lambda env: OraclePolicy(env),
     "oracle-reward": lambda env: OraclePolicy(env, **REWARD_ORACLE),
+    "oracle-nojump": lambda env: OraclePolicy(env, **NO_JUMP_ORACLE),
     "random": lambda env: RandomPolicy(),
 }
 """Every named agent; fixed schedules first (their names are the keys of agents/data/schedules.yaml)."""
+PRIVILEGED = ("oracle", "oracle-reward", "oracle-nojump")
+"""The baselines that read the simulator's hidden state: ceilings, never a sender's option."""
 
 
 def unknown_policy_message(spec: str) -> str:

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from agents.registry import BASELINES  # noqa: E402
+from agents.registry import BASELINES, PRIVILEGED  # noqa: E402
 from core.providers import PROVIDERS  # noqa: E402
 from core.util import BENCHMARK_SEED_BASE, atomic_write_text, seed_range  # noqa: E402
 from envs import ENV_IDS  # noqa: E402
@@ -39,7 +39,7 @@ DIGITS = {"inboxed_share": 4, "inboxed_share_all": 4, "days_to_full": 1, "blocks
 PERCENT = {"complaint_rate", "worst_complaint_rate", "bounce_rate", "worst_bounce_rate", "deferral_share"}
 ADAPTIVE = ("ses-managed", "aimd", "braze-automated")
 """The adaptive heuristics, compared with ses-standard per seed in the headline."""
-NOT_BASELINES = ("oracle", "oracle-reward", "random", "no-warmup")
+NOT_BASELINES = (*PRIVILEGED, "random", "no-warmup")
 """Left out when naming the best schedule or heuristic."""
 
 

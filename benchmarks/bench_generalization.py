@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pandas as pd  # noqa: E402
 
-from agents.registry import BASELINES  # noqa: E402
+from agents.registry import BASELINES, PRIVILEGED  # noqa: E402
 from core.util import atomic_save  # noqa: E402
 from evaluation.report import episodes_frame  # noqa: E402
 from evaluation.runner import run  # noqa: E402
@@ -77,7 +77,7 @@ def print_table(summary: pd.DataFrame, metric: str, n_runs: int, n_episodes: int
     for policy in table.sort_values("all", ascending=False).index:
         cells = [f"{table.at[policy, c]:.3f} [{low.at[policy, c]:.3f}, {high.at[policy, c]:.3f}]" for c in columns]
         print(f"{policy:<20}" + "".join(f"{cell:>24}" for cell in cells))
-    fixed = table.drop(index=[POOLED, "oracle", "oracle-reward", "random"], errors="ignore")["all"]
+    fixed = table.drop(index=[POOLED, *PRIVILEGED, "random"], errors="ignore")["all"]
     best = fixed.idxmax()
     ppo, oracle = table.at[POOLED, "all"], table.at["oracle", "all"]
     print(f"best schedule or heuristic: {best} {fixed[best]:.3f}; {POOLED} {ppo:.3f} "

@@ -18,11 +18,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agents import BASELINES  # noqa: E402
+from agents import BASELINES, PRIVILEGED  # noqa: E402
 from evaluation.report import PERCENT_KPIS  # noqa: E402
 from evaluation.stats import ALL_ENVS  # noqa: E402
 
-CEILINGS = ("oracle", "oracle-reward")
+CEILINGS = PRIVILEGED
 """Privileged policies: never counted as the best baseline a trained policy must beat."""
 
 
@@ -57,10 +57,13 @@ def poi_table(poi: pd.DataFrame) -> str:
 
 
 def versus_best(summary: pd.DataFrame, kpi: str) -> str:
-    """Per env: each trained policy's IQM [CI] beside the best non-privileged baseline's and oracle-reward's."""
+    """Per env: each trained policy's IQM [CI] beside the best non-privileged baseline's and the ceilings'
+    (``oracle-reward``, and ``oracle-nojump``, the ceiling for a policy that never jumps)."""
     rows = summary[(summary["kpi"] == kpi) & (summary["env"] != ALL_ENVS)]
     trained = [p for p in dict.fromkeys(rows["policy"]) if p not in BASELINES]
-    lines = ["| env | " + " | ".join(trained) + " | best baseline | oracle-reward |", "|---" * (len(trained) + 3) + "|"]
+    ceilings = [p for p in ("oracle-reward", "oracle-nojump") if p in set(rows["policy"])]
+    lines = ["| env | " + " | ".join([*trained, "best baseline", *ceilings]) + " |",
+             "|---" * (len(trained) + 2 + len(ceilings)) + "|"]
 
     def cell(row: pd.Series) -> str:
         return f"{fmt(kpi, row['iqm'])} [{fmt(kpi, row['ci_low'])}, {fmt(kpi, row['ci_high'])}]"
@@ -69,9 +72,9 @@ def versus_best(summary: pd.DataFrame, kpi: str) -> str:
         by_policy = group.set_index("policy")
         baselines = by_policy[[p in BASELINES and p not in CEILINGS for p in by_policy.index]]
         best = baselines["iqm"].idxmax()
-        ceiling = cell(by_policy.loc["oracle-reward"]) if "oracle-reward" in by_policy.index else ""
         lines.append(f"| {short(str(env))} | " + " | ".join(cell(by_policy.loc[p]) for p in trained)
-                     + f" | {best} {cell(by_policy.loc[best])} | {ceiling} |")
+                     + f" | {best} {cell(by_policy.loc[best])} | "
+                     + " | ".join(cell(by_policy.loc[p]) if p in by_policy.index else "" for p in ceilings) + " |")
     return "\n".join(lines)
 
 

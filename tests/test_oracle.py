@@ -70,3 +70,16 @@ def test_reward_oracle_plans_for_the_return_and_earns_at_least_as_much() -> None
     diff = np.array([r["return"] - i["return"] for r, i in zip(reward, inbox, strict=True)])
     assert diff.mean() + 2.0 * diff.std(ddof=1) / np.sqrt(len(diff)) >= 0.0, diff
     assert np.mean([k["complaint_rate"] for k in reward]) <= np.mean([k["complaint_rate"] for k in inbox]) + 1e-5
+
+
+@pytest.mark.parametrize("env_id", ["ipwarmup/SelfHosted-v1", "ipwarmup/NewIP-v1", "ipwarmup/Randomized-v1"])
+def test_no_jump_oracle_never_jumps_where_the_reward_oracle_does(env_id: str) -> None:
+    """oracle-nojump plans under the model's spike rule (the jump guard's rule, with the true cold acceptance as
+    day-1 reference): no day of any episode has a punished jump, while oracle-reward on the same seeds jumps (the
+    control: the constraint binds), and the return it gives up for that is small."""
+    seeds, kwargs = [0, 1, 2, 3], {"horizon": 20}
+    safe = run_episodes("oracle-nojump", env_id, seeds, kwargs)
+    free = run_episodes("oracle-reward", env_id, seeds, kwargs)
+    assert all(k["spike_days"] == 0 for k in safe), [k["spike_days"] for k in safe]
+    assert sum(k["spike_days"] for k in free) > 0
+    assert np.mean([k["return"] for k in safe]) > np.mean([k["return"] for k in free]) - 0.5

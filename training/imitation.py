@@ -15,8 +15,11 @@ import numpy as np
 
 from training.vec_env import vecnormalize_of
 
-TEACHERS_REFUSED = ("oracle", "oracle-reward", "random")
-"""Baselines that cannot teach: the oracles read the simulator's hidden state, ``random`` teaches nothing."""
+TEACHERS_REFUSED = ("random",)
+"""Baselines that cannot teach: ``random`` teaches nothing. The oracles may: they plan on the training env's hidden
+state, but the student records only the observations it will act on, so what it clones is the oracle's action
+averaged over the episodes that look alike to a sender (distillation from a privileged teacher, "learning by
+cheating", Chen et al. 2019). Nothing the student runs on after training reads hidden state."""
 CLONE_STEPS = 3_000
 """Gradient steps of the cloning fit (minibatches drawn with replacement): enough for the days that occur once
 per episode, such as day 1, to be fitted too."""
@@ -31,7 +34,7 @@ def check_teacher(config: dict[str, Any]) -> None:
 
     teachers = [name for name in BASELINES if name not in TEACHERS_REFUSED]
     if "imitate" in config and config["imitate"] not in teachers:
-        raise ConfigError(f"hyperparameter 'imitate' must be a baseline that acts on the observation alone "
+        raise ConfigError(f"hyperparameter 'imitate' must be a baseline that can teach "
                           f"({', '.join(teachers)}), got {config['imitate']!r}")
 
 
@@ -74,7 +77,7 @@ def clone_teacher(model: Any, venv: Any, teacher_name: str, episodes: int, seed:
 
     from agents import load_policy
 
-    teacher = load_policy(teacher_name)
+    teacher = load_policy(teacher_name, venv)  # the oracles plan on venv's simulator
     teacher.reset(seed)
     horizon = int(venv.get_attr("sim")[0].horizon)
     normalizer = vecnormalize_of(venv)
