@@ -131,6 +131,9 @@ class OraclePolicy(Policy):
         super().__init__()
         self.cost_weight = cost_weight
         self.no_jump = no_jump
+        self.day1_reference: np.ndarray | None = None
+        """[P] with ``no_jump``: the day-1 reference in place of the true cold acceptance. A teacher set to a jump
+        guard's base plans within the limit its student will act under (``training.imitation``)."""
         if horizon < 1 or not (multipliers or shares):
             raise ValueError("the oracle needs a horizon >= 1 and at least one candidate")
         self.horizon = horizon
@@ -163,11 +166,11 @@ class OraclePolicy(Policy):
         params = _stack([sim.params for sim in self._sims])
         return share_to_action(self.plan(self._sims[0].rules, params, state))
 
-    @staticmethod
-    def _jump_free_share(rules: Scenario, st: State, cold: np.ndarray, avail: np.ndarray) -> np.ndarray:
+    def _jump_free_share(self, rules: Scenario, st: State, cold: np.ndarray, avail: np.ndarray) -> np.ndarray:
         """The largest share [n, P] whose first attempts stay within the model's spike allowance (the reference the
         kernel judges against: the recent peak of first attempts, or cold acceptance), with the guard's margins."""
-        reference = np.maximum(st.sent_peak, cold)
+        day1 = cold if self.day1_reference is None else self.day1_reference
+        reference = np.maximum(st.sent_peak, day1)
         cap = np.floor(np.maximum(rules.spike_allowance * (1.0 - MARGIN) * reference - SLACK_EMAILS, 0.0))
         return np.where(avail > 0, cap / np.maximum(avail, 1), 1.0)
 

@@ -9,6 +9,7 @@ import pytest
 import envs
 from agents import load_policy
 from agents.oracle import OraclePolicy, simulators
+from core.actions import action_to_share
 from evaluation.episodes import run_episodes
 
 
@@ -83,3 +84,16 @@ def test_no_jump_oracle_never_jumps_where_the_reward_oracle_does(env_id: str) ->
     assert all(k["spike_days"] == 0 for k in safe), [k["spike_days"] for k in safe]
     assert sum(k["spike_days"] for k in free) > 0
     assert np.mean([k["return"] for k in safe]) > np.mean([k["return"] for k in free]) - 0.5
+
+
+def test_no_jump_oracle_keeps_day_one_within_the_reference_it_is_given() -> None:
+    """As a teacher, oracle-nojump plans from a jump guard's day-1 base instead of the true cold acceptance: its
+    first day's volume then stays within 1.6 x that base, though it knows the provider would take more."""
+    env = envs.WarmupVectorEnv(2, "NewIP-v1")
+    obs, _ = env.reset(seed=3)
+    oracle = load_policy("oracle-nojump", env)
+    demand = env.sim.params.demand
+    free = np.floor(action_to_share(oracle.predict(obs)[0]) * demand)
+    oracle.day1_reference = np.full(5, 50.0)
+    held = np.floor(action_to_share(oracle.predict(obs)[0]) * demand)
+    assert np.all(held <= 80) and free.sum() > 2 * held.sum(), (free, held)

@@ -78,6 +78,9 @@ def clone_teacher(model: Any, venv: Any, teacher_name: str, episodes: int, seed:
     from agents import load_policy
 
     teacher = load_policy(teacher_name, venv)  # the oracles plan on venv's simulator
+    guard = venv.get_attr("jump_guard")[0]
+    if guard is not None and getattr(teacher, "no_jump", False):
+        teacher.day1_reference = guard.base  # what the student may assume on day 1, not the true cold acceptance
     teacher.reset(seed)
     horizon = int(venv.get_attr("sim")[0].horizon)
     normalizer = vecnormalize_of(venv)
