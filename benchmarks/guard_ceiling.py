@@ -1,0 +1,88 @@
+"""What never jumping costs a planner that knows everything, and what starting from the prior's floor costs it.
+
+Run ``python benchmarks/guard_ceiling.py [--prior ipwarmup/Randomized-v1] [--episodes 50] [--workers 2]``.
+On each env of the standard suite and its seeds, three policies play: ``oracle-nojump`` (the ceiling for a policy
+that never jumps, day 1 judged against the true cold acceptance), the same planner whose day 1 starts from the
+jump guard's base of a policy trained on ``--prior`` (what such a policy may assume before any answer: the
+ceiling for it, as far as day 1 is concerned), and ``ses-standard``. Prints per env the mean return of each with
+the paired difference of the floor-limited planner from ``ses-standard`` (mean [95% t CI], seeds won): where
+that difference is near zero, no policy trained on ``--prior`` can beat SES's plan there without a jump.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import gymnasium  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy import stats  # noqa: E402
+
+import envs  # noqa: E402,F401  (registers the ipwarmup ids)
+from agents import load_policy  # noqa: E402
+from envs.dynamics import jump_guard  # noqa: E402
+from envs.scenario import get_scenario  # noqa: E402
+from evaluation.episodes import play_episode  # noqa: E402
+from evaluation.specs import parse_env_spec  # noqa: E402
+from evaluation.suite import BENCHMARK_SEED_BASE, get_suite  # noqa: E402
+
+FLOOR = "oracle-nojump (prior's day 1)"
+POLICIES = ("oracle-nojump", FLOOR, "ses-standard")
+
+
+def returns(env_text: str, prior: str, seeds: list[int]) -> dict[str, np.ndarray]:
+    """Each policy's return per seed on one env."""
+    spec = parse_env_spec(env_text)
+    env = gymnasium.make(spec.env_id, **spec.kwargs)
+    out = {}
+    try:
+        for name in POLICIES:
+            policy = load_policy(name if name != FLOOR else "oracle-nojump", env)
+            if name == FLOOR:
+                policy.day1_reference = jump_guard(get_scenario(prior)).base
+            out[name] = np.array([play_episode(policy, env, seed).kpis()["return"] for seed in seeds])
+    finally:
+        env.close()
+    return out
+
+
+def paired(a: np.ndarray, b: np.ndarray) -> str:
+    d = a - b
+    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    return f"{d.mean():+.2f} [{d.mean() - half:+.2f}, {d.mean() + half:+.2f}] {int((d > 0).sum())}/{len(d)}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--prior", default="ipwarmup/Randomized-v1", help="the training env whose guard base day 1 "
+                        "starts from (default ipwarmup/Randomized-v1)")
+    parser.add_argument("--episodes", "-n", type=int, default=50)
+    parser.add_argument("--workers", "-w", type=int, default=2)
+    parser.add_argument("--env", nargs="+", help="env specs (default: the standard suite's)")
+    args = parser.parse_args(argv)
+    if args.episodes < 2 or args.workers < 1:
+        parser.error("--episodes must be at least 2 and --workers at least 1")
+    try:
+        jump_guard(get_scenario(args.prior))
+        env_texts = args.env or list(get_suite("standard").envs)
+        for text in env_texts:
+            parse_env_spec(text)
+    except ValueError as err:
+        parser.error(str(err))
+    seeds = list(range(BENCHMARK_SEED_BASE, BENCHMARK_SEED_BASE + args.episodes))
+    with ProcessPoolExecutor(args.workers) as pool:
+        results = list(pool.map(returns, env_texts, [args.prior] * len(env_texts), [seeds] * len(env_texts)))
+    print(f"mean return over {args.episodes} seeds from {BENCHMARK_SEED_BASE}; day 1 from {args.prior}'s guard base")
+    print("| env | oracle-nojump | " + FLOOR + " | ses-standard | floor-limited - ses-standard |")
+    print("|---|---|---|---|---|")
+    for text, r in zip(env_texts, results, strict=True):
+        print(f"| {text} | {r['oracle-nojump'].mean():.2f} | {r[FLOOR].mean():.2f} | {r['ses-standard'].mean():.2f} | "
+              f"{paired(r[FLOOR], r['ses-standard'])} |")
+
+
+if __name__ == "__main__":
+    main()
