@@ -62,9 +62,11 @@ return; ``oracle`` (cost weight 0.3) leans towards the headline KPI, inboxed sha
 tier off the new IP no longer saves its costs (the overflow route's complaints count too), so neither leaves it
 out."""
 NO_JUMP_ORACLE: dict[str, Any] = {**REWARD_ORACLE, "no_jump": True}
-"""``oracle-nojump``: ``oracle-reward`` held to the rule the jump guard enforces on trained policies, with the
-cold acceptance it knows as the day-1 reference: the ceiling for a policy that never jumps. Where volume is worth
-a reputation hit (a 20M-a-day sender), ``oracle-reward`` jumps and this one does not."""
+"""``oracle-nojump``: ``oracle-reward`` held to the model's jump rule (first attempts within the spike allowance of
+the recent peak, or of the cold acceptance it knows, less the guard's margins): the ceiling for a policy that never
+jumps. The rule is the kernel's, looser than the guard's after a dip (the recent peak fades, the guard counts
+yesterday only). Where the action space's smallest share is above the rule's cap (over about 10^6 emails a day
+per provider) it still jumps, as a guarded policy does."""
 PAUSE_PENALTY = 1e9
 """Planning value lost by a candidate under which SES pauses the account: never worth it."""
 

@@ -6,14 +6,18 @@ that never jumps, day 1 judged against the true cold acceptance), the same plann
 jump guard's base of a policy trained on ``--prior`` (what such a policy may assume before any answer: the
 ceiling for it, as far as day 1 is concerned), and ``ses-standard``. Prints per env the mean return of each with
 the paired difference of the floor-limited planner from ``ses-standard`` (mean [95% t CI], seeds won): where
-that difference is near zero, no policy trained on ``--prior`` can beat SES's plan there without a jump.
+that difference is near zero or below, even a planner that knows everything but day 1's cold acceptance does not
+beat SES's plan there without a jump (approximately: the planner is a heuristic search, not an exact optimum).
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -74,8 +78,15 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as err:
         parser.error(str(err))
     seeds = list(range(BENCHMARK_SEED_BASE, BENCHMARK_SEED_BASE + args.episodes))
-    with ProcessPoolExecutor(args.workers) as pool:
-        results = list(pool.map(returns, env_texts, [args.prior] * len(env_texts), [seeds] * len(env_texts)))
+    workers = min(args.workers, len(env_texts), os.cpu_count() or 1)
+    if workers == 1:
+        results = [returns(text, args.prior, seeds) for text in env_texts]
+    else:  # spawn: forking after torch has started threads can deadlock
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            try:
+                results = list(pool.map(returns, env_texts, [args.prior] * len(env_texts), [seeds] * len(env_texts)))
+            except BrokenProcessPool as exc:
+                parser.exit(1, f"guard_ceiling.py: error: a worker process died ({exc}); rerun with --workers 1\n")
     print(f"mean return over {args.episodes} seeds from {BENCHMARK_SEED_BASE}; day 1 from {args.prior}'s guard base")
     print("| env | oracle-nojump | " + FLOOR + " | ses-standard | floor-limited - ses-standard |")
     print("|---|---|---|---|---|")

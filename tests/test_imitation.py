@@ -63,6 +63,29 @@ def test_a_privileged_teacher_is_cloned_from_the_observations_alone() -> None:
     assert 0 <= fit["action_mse"] < 0.05 and np.isfinite(fit["value_mse"])
 
 
+@pytest.mark.parametrize("teacher, reference_set", [("oracle-nojump", True), ("oracle-reward", False)])
+def test_a_no_jump_teacher_plans_day_one_from_the_student_s_guard_base(teacher: str, reference_set: bool,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The student will act under the jump guard, whose day 1 is the prior's low cold acceptance; a no-jump teacher
+    is given that reference (not the true cold acceptance it could read), a teacher that may jump is left alone."""
+    import agents
+
+    made = []
+
+    def recording_loader(name: str, env: object = None) -> object:
+        made.append(load_policy(name, env))
+        return made[-1]
+
+    monkeypatch.setattr(agents, "load_policy", recording_loader)
+    config = resolve_config("ipwarmup/NewIP-v1", None, {**SMALL, "imitate": teacher, "env_kwargs": {"horizon": 4}})
+    venv = make_training_env(config, seed=0)
+    clone_teacher(build_model(config, venv, seed=0), venv, teacher, episodes=1, seed=0)
+    guard = venv.get_attr("jump_guard")[0]
+    assert (made[0].day1_reference is not None) == reference_set
+    if reference_set:
+        np.testing.assert_array_equal(made[0].day1_reference, guard.base)
+
+
 def test_imitate_is_validated() -> None:
     for bad in ("random", "ses-standrd", 3):
         with pytest.raises(ConfigError, match="imitate"):

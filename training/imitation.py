@@ -28,7 +28,7 @@ CLONE_LEARNING_RATE = 1e-3
 
 
 def check_teacher(config: dict[str, Any]) -> None:
-    """A config's ``imitate`` names a baseline that acts on the observation alone, or ConfigError."""
+    """A config's ``imitate`` names a baseline that can teach (any but ``random``), or ConfigError."""
     from agents import BASELINES
     from agents.run_config import ConfigError
 
