@@ -24,7 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import gymnasium  # noqa: E402
 import numpy as np  # noqa: E402
-from scipy import stats  # noqa: E402
 
 import envs  # noqa: E402,F401  (registers the ipwarmup ids)
 from agents import load_policy  # noqa: E402
@@ -32,6 +31,7 @@ from envs.dynamics import jump_guard  # noqa: E402
 from envs.scenario import get_scenario  # noqa: E402
 from evaluation.episodes import play_episode  # noqa: E402
 from evaluation.specs import parse_env_spec  # noqa: E402
+from evaluation.stats import paired_stats  # noqa: E402
 from evaluation.suite import BENCHMARK_SEED_BASE, get_suite  # noqa: E402
 
 FLOOR = "oracle-nojump (prior's day 1)"
@@ -55,9 +55,9 @@ def returns(env_text: str, prior: str, seeds: list[int]) -> dict[str, np.ndarray
 
 
 def paired(a: np.ndarray, b: np.ndarray) -> str:
-    d = a - b
-    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
-    return f"{d.mean():+.2f} [{d.mean() - half:+.2f}, {d.mean() + half:+.2f}] {int((d > 0).sum())}/{len(d)}"
+    """Mean of a - b [95% paired-t CI], seeds a wins of n: the benchmark's paired comparison."""
+    s = paired_stats(a, b)
+    return f"{s['mean_diff']:+.2f} [{s['ci_low']:+.2f}, {s['ci_high']:+.2f}] {s['wins']}/{s['n']}"
 
 
 def main(argv: list[str] | None = None) -> None:
