@@ -17,7 +17,7 @@ import yaml
 from agents.ppo import RunError, load_run, load_run_policy
 from core.features import OBS_SIZE
 from training.config import ConfigError, parse_params, resolve_config
-from training.run import train
+from training.run import Interrupted, stop_signals, train
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {"n_envs": 4, "n_steps": 16, "batch_size": 32, "n_epochs": 1, "eval_freq": 0, "save_freq": 64,
@@ -86,6 +86,34 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path: Path) -> None:
     assert checkpoint_steps > 0 and interrupted_at is None
     train(None, 0, None, checkpoint_steps + 128, resume=run, tensorboard=False)
     assert load_run(run, best=False).model.num_timesteps == checkpoint_steps + 128
+
+
+def test_a_stop_signal_is_recorded_and_a_second_one_interrupts() -> None:
+    """The handler must not raise into running code (a CI run crashed with SIGSEGV when it did)."""
+    before = signal.getsignal(signal.SIGINT)
+    with stop_signals() as stop:
+        signal.raise_signal(signal.SIGTERM)
+        assert stop.signum == signal.SIGTERM
+        with pytest.raises(Interrupted) as raised:
+            signal.raise_signal(signal.SIGINT)
+        assert raised.value.signum == signal.SIGINT
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_stop_signal_ends_training_at_the_next_step_with_a_checkpoint(tmp_path: Path) -> None:
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class SignalAt(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps == 96:
+                signal.raise_signal(signal.SIGTERM)
+            return True
+
+    with pytest.raises(Interrupted):
+        train("ipwarmup/NewIP-v1", 0, tmp_path / "run", 10_000, overrides={**TINY, "save_freq": 0},
+              tensorboard=False, callback=SignalAt())
+    assert _checkpoint_steps(tmp_path / "run") == 96 + TINY["n_envs"]  # stopped at the next vector step
+    assert not (tmp_path / "run" / "model.zip").exists()
 
 
 def _checkpoint_steps(run: Path) -> int:

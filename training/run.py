@@ -81,19 +81,36 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
+class StopRequest:
+    """The signal that asked training to stop, if one has arrived (``None`` until then)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+
 @contextlib.contextmanager
-def stop_signals() -> Iterator[None]:
-    """SIGINT and SIGTERM raise :class:`Interrupted` in the main thread, so either one saves a checkpoint."""
+def stop_signals() -> Iterator[StopRequest]:
+    """The first SIGINT or SIGTERM asks training to stop at its next env step; a second one stops it at once.
+
+    The first signal only records itself: training polls the request between steps, so it ends at a point where
+    the model, its optimizer and the normalization statistics agree. Raising from the handler instead throws an
+    exception into whatever code is running, numba-compiled kernels included, and that crashed a CI run with
+    SIGSEGV (numba/numba#2324 reports the same crash on Ctrl-C).
+    A second signal raises :class:`Interrupted` at once, for a process that does not stop soon enough.
+    """
+    request = StopRequest()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield request
         return
 
     def handler(signum: int, frame: Any) -> None:
-        raise Interrupted(signum)
+        if request.signum is not None:
+            raise Interrupted(signum)
+        request.signum = signum
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield request
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
@@ -185,11 +202,11 @@ def _best_return(run_dir: Path) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else -np.inf
 
 
-def _callbacks(config: dict[str, Any], run_dir: Path, venv: Any) -> Any:
+def _callbacks(config: dict[str, Any], run_dir: Path, venv: Any, stop: StopRequest) -> Any:
     from stable_baselines3.common.callbacks import BaseCallback
 
     class RunCallback(BaseCallback):
-        """Progress bar with warm-up metrics, periodic checkpoints and evaluation (best model kept)."""
+        """Progress bar with warm-up metrics, periodic checkpoints, evaluation (best model kept), stop requests."""
 
         def __init__(self) -> None:
             super().__init__()
@@ -222,7 +239,7 @@ def _callbacks(config: dict[str, Any], run_dir: Path, venv: Any) -> Any:
                 self.save_checkpoint()
             if config["eval_freq"] > 0 and self.num_timesteps - self.last_eval >= config["eval_freq"]:
                 self.evaluate()
-            return True
+            return stop.signum is None
 
         def save_checkpoint(self) -> None:
             self.last_save = self.num_timesteps
@@ -293,7 +310,8 @@ def train(
 ) -> Path:
     """Train (or resume) a run; returns its folder.
 
-    Ctrl-C (SIGINT) or SIGTERM saves a checkpoint and raises :class:`Interrupted` (a KeyboardInterrupt).
+    Ctrl-C (SIGINT) or SIGTERM stops training at its next env step, saves a checkpoint and raises
+    :class:`Interrupted` (a KeyboardInterrupt); a second signal stops it at once.
     ``callback`` is an extra stable-baselines3 callback (or list of them) run beside the run's own.
     Resuming a run that was stopped before its first checkpoint starts it again from step 0.
     """
@@ -346,16 +364,19 @@ def train(
         truncate_metrics(run_dir / METRICS_FILE, model.num_timesteps)
 
     remaining = config["n_timesteps"] - model.num_timesteps
-    callbacks = [_callbacks(config, run_dir, venv)] + (list(callback) if isinstance(callback, list) else
-                                                        [callback] if callback is not None else [])
-    with stop_signals():
+    more = list(callback) if isinstance(callback, list) else [callback] if callback is not None else []
+    with stop_signals() as stop:
+        callbacks = [_callbacks(config, run_dir, venv, stop), *more]
         try:
-            if remaining > 0:
+            if remaining > 0 and stop.signum is None:
                 model.learn(remaining, callback=callbacks, reset_num_timesteps=model.num_timesteps == 0,
                             tb_log_name="ppo")
         except KeyboardInterrupt:
             save_checkpoint(model, venv, run_dir / CHECKPOINT_DIR / MODEL_FILE, config)
             raise
+        if stop.signum is not None:
+            save_checkpoint(model, venv, run_dir / CHECKPOINT_DIR / MODEL_FILE, config)
+            raise Interrupted(stop.signum)
         save_checkpoint(model, venv, run_dir / MODEL_FILE, config)
         save_checkpoint(model, venv, run_dir / CHECKPOINT_DIR / MODEL_FILE, config)
     return run_dir
