@@ -116,6 +116,27 @@ def test_a_stop_signal_ends_training_at_the_next_step_with_a_checkpoint(tmp_path
     assert not (tmp_path / "run" / "model.zip").exists()
 
 
+def test_a_stop_signal_during_setup_stops_before_learning_with_a_step_0_checkpoint(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import training.run as run_module
+
+    clone = run_module.clone_teacher
+
+    def clone_then_signal(*args: object, **kwargs: object) -> dict[str, float]:
+        result = clone(*args, **kwargs)
+        signal.raise_signal(signal.SIGINT)  # arrives while setup is still running
+        return result
+
+    monkeypatch.setattr(run_module, "clone_teacher", clone_then_signal)
+    run = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        train("ipwarmup/NewIP-v1", 0, run, 10_000, overrides={**TINY, "imitate": "aimd"}, tensorboard=False)
+    assert _checkpoint_steps(run) == 0 and not (run / "model.zip").exists()
+    monkeypatch.undo()
+    train(None, 0, None, 128, resume=run, tensorboard=False)
+    assert load_run(run, best=False).model.num_timesteps == 128
+
+
 def _checkpoint_steps(run: Path) -> int:
     from agents.ppo import read_checkpoint
 

@@ -350,22 +350,24 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
         atomic_write_text(run_dir / "command.txt", " ".join(sys.argv) + "\n")
-    model = build_model(config, venv, seed, tensorboard_log=str(run_dir / "tb") if tensorboard else None)
-    if checkpoint is None and config.get("imitate"):
-        cloned = clone_teacher(model, venv, config["imitate"], int(config.get("imitate_episodes", 10)), seed)
-        atomic_write_text(run_dir / IMITATION_FILE, json.dumps({"teacher": config["imitate"], **cloned}) + "\n")
-    if checkpoint is not None:
-        restore_model(model, checkpoint, config)
-        vecnorm = vecnormalize_of(venv)
-        if vecnorm is not None:
-            restore_normalization(vecnorm, checkpoint)
-    if resume is not None:
-        remove_stale_temporaries(run_dir)
-        truncate_metrics(run_dir / METRICS_FILE, model.num_timesteps)
-
-    remaining = config["n_timesteps"] - model.num_timesteps
-    more = list(callback) if isinstance(callback, list) else [callback] if callback is not None else []
+    # From here on a stop signal is only recorded: setup (cloning, restoring a checkpoint) completes, so what
+    # is saved is consistent, and the request is honoured before learning starts.
     with stop_signals() as stop:
+        model = build_model(config, venv, seed, tensorboard_log=str(run_dir / "tb") if tensorboard else None)
+        if checkpoint is None and config.get("imitate"):
+            cloned = clone_teacher(model, venv, config["imitate"], int(config.get("imitate_episodes", 10)), seed)
+            atomic_write_text(run_dir / IMITATION_FILE, json.dumps({"teacher": config["imitate"], **cloned}) + "\n")
+        if checkpoint is not None:
+            restore_model(model, checkpoint, config)
+            vecnorm = vecnormalize_of(venv)
+            if vecnorm is not None:
+                restore_normalization(vecnorm, checkpoint)
+        if resume is not None:
+            remove_stale_temporaries(run_dir)
+            truncate_metrics(run_dir / METRICS_FILE, model.num_timesteps)
+
+        remaining = config["n_timesteps"] - model.num_timesteps
+        more = list(callback) if isinstance(callback, list) else [callback] if callback is not None else []
         callbacks = [_callbacks(config, run_dir, venv, stop), *more]
         try:
             if remaining > 0 and stop.signum is None:
