@@ -235,11 +235,13 @@ def _callbacks(config: dict[str, Any], run_dir: Path, venv: Any, stop: StopReque
                     mean = {k: float(np.mean([r[k] for r in self.recent])) for k in self.recent[0]}
                     self.bar.set_postfix(ret=f"{mean['return']:.2f}", inboxed=f"{mean['inboxed_share']:.3f}",
                                          complaints=f"{mean['complaint_rate']:.4%}", refresh=False)
+            if stop.signum is not None:
+                return False  # train() saves the checkpoint; no periodic save or evaluation to wait for first
             if config["save_freq"] > 0 and self.num_timesteps - self.last_save >= config["save_freq"]:
                 self.save_checkpoint()
             if config["eval_freq"] > 0 and self.num_timesteps - self.last_eval >= config["eval_freq"]:
                 self.evaluate()
-            return stop.signum is None
+            return True
 
         def save_checkpoint(self) -> None:
             self.last_save = self.num_timesteps
@@ -373,12 +375,11 @@ def train(
             if remaining > 0 and stop.signum is None:
                 model.learn(remaining, callback=callbacks, reset_num_timesteps=model.num_timesteps == 0,
                             tb_log_name="ppo")
-        except KeyboardInterrupt:
+            if stop.signum is not None:
+                raise Interrupted(stop.signum)
+        except KeyboardInterrupt:  # the recorded request above, or a second signal raised mid-step
             save_checkpoint(model, venv, run_dir / CHECKPOINT_DIR / MODEL_FILE, config)
             raise
-        if stop.signum is not None:
-            save_checkpoint(model, venv, run_dir / CHECKPOINT_DIR / MODEL_FILE, config)
-            raise Interrupted(stop.signum)
         save_checkpoint(model, venv, run_dir / MODEL_FILE, config)
         save_checkpoint(model, venv, run_dir / CHECKPOINT_DIR / MODEL_FILE, config)
     return run_dir
