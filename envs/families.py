@@ -129,19 +129,13 @@ def draw_episode_params(scenario: Scenario, rng: np.random.Generator, out: Episo
         return
     s = resolved_scenario(scenario)
     if s.randomize:
-        warmup_days = rng.uniform(*TRAIN_WARMUP_DAYS, size=(m, P))
-        low, high = TRAIN_COLD_CAPACITY
-        cold = np.exp(rng.uniform(math.log(low), math.log(high), size=(m, P)))
-        quality = rng.uniform(*TRAIN_LIST_QUALITY, size=m)
-        demand = np.exp(rng.uniform(np.log(TRAIN_DEMAND[0]), np.log(TRAIN_DEMAND[1]), size=m))
-        mix = _draw_mix(s, rng, m)
-        tier = np.stack([np.asarray(s.tier_share(q)) for q in quality])
+        draws = _draw_family(s, rng, m)
+        if s.anchor_share > 0:
+            anchored = rng.random(m) < s.anchor_share
+            draws = _choose(anchored, _draw_around(s, rng, m), draws)
     else:
-        warmup_days = _around(rng, np.asarray(s.warmup_days), s.warmup_days_spread, (m, P))
-        cold = _around(rng, np.asarray(s.cold_capacity), s.cold_capacity_spread, (m, P))
-        demand = np.full(m, s.demand)
-        mix = np.broadcast_to(np.asarray(s.provider_share), (m, P))
-        tier = np.broadcast_to(np.asarray(s.tier_share()), (m, K))
+        draws = _draw_around(s, rng, m)
+    warmup_days, cold, demand, mix, tier = draws
     lo, hi = s.initial_reputation
     out.initial_reputation[idx] = rng.uniform(lo, hi, size=(m, P)) if hi > lo else lo
     out.demand[idx] = np.rint(demand[:, None] * mix).astype(np.int64)
@@ -159,6 +153,39 @@ def draw_episode_params(scenario: Scenario, rng: np.random.Generator, out: Episo
         getattr(out, name)[idx] = np.clip(_around(rng, np.asarray(getattr(s, name)), s.tier_rate_spread, (m, K)),
                                           0.0, 1.0)
     out.machine_open_share[idx] = rng.uniform(*s.machine_open_share, size=m)
+
+
+Draws = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""Provider pace [m, P], cold acceptance [m, P], demand [m], provider mix [m, P] and tier shares [m, K]."""
+
+
+def _draw_family(s: Scenario, rng: np.random.Generator, m: int) -> Draws:
+    """The training family's draws: uniform over its published ranges, independent of the scenario's values."""
+    warmup_days = rng.uniform(*TRAIN_WARMUP_DAYS, size=(m, P))
+    low, high = TRAIN_COLD_CAPACITY
+    cold = np.exp(rng.uniform(math.log(low), math.log(high), size=(m, P)))
+    quality = rng.uniform(*TRAIN_LIST_QUALITY, size=m)
+    demand = np.exp(rng.uniform(np.log(TRAIN_DEMAND[0]), np.log(TRAIN_DEMAND[1]), size=m))
+    mix = _draw_mix(s, rng, m)
+    tier = np.stack([np.asarray(s.tier_share(q)) for q in quality])
+    return warmup_days, cold, demand, mix, tier
+
+
+def _draw_around(s: Scenario, rng: np.random.Generator, m: int) -> Draws:
+    """The scenario's own prior: pace and cold acceptance around its values, its demand, mix and list."""
+    warmup_days = _around(rng, np.asarray(s.warmup_days), s.warmup_days_spread, (m, P))
+    cold = _around(rng, np.asarray(s.cold_capacity), s.cold_capacity_spread, (m, P))
+    demand = np.full(m, s.demand)
+    mix = np.broadcast_to(np.asarray(s.provider_share), (m, P))
+    tier = np.broadcast_to(np.asarray(s.tier_share()), (m, K))
+    return warmup_days, cold, demand, mix, tier
+
+
+def _choose(rows: np.ndarray, if_true: Draws, if_false: Draws) -> Draws:
+    """Per episode, ``if_true``'s draws where ``rows`` is set, else ``if_false``'s."""
+    w, c, d, x, t = (np.where(rows.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
+                     for a, b in zip(if_true, if_false, strict=True))
+    return w, c, d, x, t
 
 
 def _draw_mix(scenario: Scenario, rng: np.random.Generator, m: int) -> np.ndarray:

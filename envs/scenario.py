@@ -188,6 +188,10 @@ class Scenario:
 
     randomize: bool = False
     """Draw per-episode provider speeds, cold acceptance, list quality, demand and provider mix (Randomized)."""
+    anchor_share: float = 0.0
+    """Randomized only: share of episodes drawn from this scenario's own prior around its published values (as
+    NewIP-v1 draws them) instead of the family's uniform ranges. ASSUMPTION: the published central values are
+    likelier than the family's edges; 0 keeps the family uniform."""
     profile: str | None = None
     """Name of a held-out profile (``envs.HELDOUT_PROFILES``) to fix the episode to."""
 
@@ -285,6 +289,8 @@ def _validate(s: Scenario) -> None:
         fail(f"demand must be in [1, 1e8] emails/day, got {s.demand}")
     if any(v < 0 for v in s.provider_share) or not math.isclose(sum(s.provider_share), 1.0, abs_tol=1e-6):
         fail(f"provider_share must be non-negative and sum to 1, got {s.provider_share}")
+    if not 0.0 <= s.anchor_share <= 1.0:
+        fail(f"anchor_share must be in [0, 1], got {s.anchor_share}")
     if not 0.0 <= s.list_quality <= 1.0:
         fail(f"list_quality must be in [0, 1], got {s.list_quality}")
     if any(v <= 0 for v in s.warmup_days):

@@ -121,6 +121,7 @@ def test_get_scenario_accepts_prefix_and_returns_frozen_copies() -> None:
         ({"audience_order": "alphabetical"}, "audience_order must be"),
         ({"enforcement": "gmail"}, "enforcement must be"),
         ({"randomize": "yes"}, "randomize.*true or false"),
+        ({"anchor_share": 1.5}, "anchor_share must be in"),
         ({"profile": "nope"}, "unknown profile 'nope'"),
         ({"initial_reputation": (0.6, 0.4)}, "initial_reputation"),
         ({"cold_reputation": 0.9}, "cold_reputation"),

@@ -249,6 +249,26 @@ def test_training_sampler_never_produces_heldout_profiles() -> None:
         assert outside, name
 
 
+@pytest.mark.parametrize("share", [0.0, 0.3, 1.0])
+def test_anchor_share_draws_that_share_of_episodes_from_the_scenarios_own_prior(share: float) -> None:
+    """Anchored episodes carry the scenario's demand, mix and list; the rest span the family's ranges."""
+    n = 2_000
+    scenario = envs.get_scenario("Randomized-v1", anchor_share=share)
+    params = EpisodeParams.empty(n)
+    draw_episode_params(scenario, np.random.default_rng(0), params, np.ones(n, bool))
+    expected = np.rint(scenario.demand * np.asarray(scenario.provider_share)).astype(np.int64)
+    anchored = (params.demand == expected).all(-1)
+    assert abs(anchored.mean() - share) < 0.04
+    np.testing.assert_allclose(params.tier_share[anchored], np.broadcast_to(scenario.tier_share(), (anchored.sum(), 4)))
+    # Anchored pace and cold acceptance still vary around the scenario's values, as NewIP-v1's do.
+    if anchored.sum() > 1:
+        assert params.cold_capacity[anchored].std() > 0
+        median = np.median(params.cold_capacity[anchored], axis=0)
+        np.testing.assert_allclose(median, scenario.cold_capacity, rtol=0.25)
+    if (~anchored).sum() > 1:
+        assert params.demand[~anchored].sum(-1).max() / params.demand[~anchored].sum(-1).min() > 100
+
+
 @pytest.mark.parametrize(("overrides", "days"), [({"horizon": 3}, 3)])
 def test_stepping_past_the_end_of_an_episode_is_a_clear_error(overrides: dict[str, Any], days: int) -> None:
     """Found by benchmarks/fuzz_env.py: stepping on after truncation used to continue silently."""

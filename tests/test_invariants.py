@@ -26,6 +26,7 @@ overrides = st.fixed_dictionaries(
         "retry_window_hours": st.floats(1.0, 240.0),
         "audience_order": st.sampled_from(["engaged_first", "random"]),
         "randomize": st.booleans(),
+        "anchor_share": st.floats(0.0, 1.0),
         "capacity_noise": st.floats(0.0, 0.5),
         "tier_complaint_rate": st.tuples(*[st.floats(0.0, 0.05)] * 4),
         "tier_unknown_user_rate": st.tuples(*[st.floats(0.0, 0.3)] * 4),
