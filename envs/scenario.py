@@ -190,8 +190,8 @@ class Scenario:
     """Draw per-episode provider speeds, cold acceptance, list quality, demand and provider mix (Randomized)."""
     anchor_share: float = 0.0
     """Randomized only: share of episodes drawn from this scenario's own prior around its published values (as
-    NewIP-v1 draws them) instead of the family's uniform ranges. ASSUMPTION: the published central values are
-    likelier than the family's edges; 0 keeps the family uniform."""
+    NewIP-v1 draws them) instead of the family's uniform ranges. A training choice, not a fact about providers:
+    it weights the family toward the published centres (docs/training.md); 0 keeps it uniform."""
     profile: str | None = None
     """Name of a held-out profile (``envs.HELDOUT_PROFILES``) to fix the episode to."""
 

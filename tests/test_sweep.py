@@ -28,10 +28,12 @@ from training.config import resolve_config
 from training.sweep import (
     SWEEP_FILE,
     TRIAL_FILE,
+    SweepError,
     Trial,
     TrialTask,
     parse_grid,
     plan_sweep,
+    prepare_out,
     read_trial,
     run_trial,
     unpack_folder,
@@ -269,6 +271,24 @@ def test_sweep_out_must_be_new_or_the_same_sweep(tmp_path: Path, capsys: pytest.
     with pytest.raises(SystemExit):
         ipwarmup_cli.main(["sweep", "--env", ENV, "--seeds", "0", "--out", str(other)])
     assert "holds a different sweep" in capsys.readouterr().err
+
+
+def test_a_rerun_with_more_seeds_extends_the_sweep_and_nothing_else_does(tmp_path: Path) -> None:
+    out = tmp_path / "sw"
+    plan = plan_sweep(ENV, [1, 2], n_timesteps=64, params=resolve_tiny())
+    token = prepare_out(out, plan, "first command")
+    assert prepare_out(out, plan_sweep(ENV, [0, 1, 2], n_timesteps=64, params=resolve_tiny()), "second") == token
+    marker = json.loads((out / SWEEP_FILE).read_text())
+    assert marker["seeds"] == [0, 1, 2] and marker["command"] == "second" and marker["token"] == token
+    for seeds, overrides in (([1], {}), ([3, 4], {}), ([0, 1, 2, 3], {"learning_rate": 1e-3})):
+        with pytest.raises(SweepError, match="holds a different sweep"):
+            prepare_out(out, plan_sweep(ENV, seeds, n_timesteps=64, params={**resolve_tiny(), **overrides}))
+    assert json.loads((out / SWEEP_FILE).read_text()) == marker
+
+
+def resolve_tiny() -> dict[str, object]:
+    """TINY's -params as a mapping."""
+    return {k: yaml.safe_load(v) for k, v in (item.split(":", 1) for item in TINY)}
 
 
 def test_an_unreachable_cluster_is_one_line_from_the_real_command(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ existing cluster with ``--address``. Each trial is :func:`training.run.train` pl
 report as ``train.py`` (:func:`training.report.compare_with_baseline`), so a trial's folder is a run folder
 that ``evaluate.py --policy`` and ``ipwarmup export`` take as they are. The sweep folder::
 
-    DIR/sweep.json          the marker: env, seeds, every configuration resolved; a rerun must match it
+    DIR/sweep.json          the marker: env, seeds, every configuration resolved; a rerun must match it (or add seeds)
     DIR/CONFIG/sSEED/       a run folder (config.yaml, model.zip, checkpoints/, report.json, ...)
     DIR/CONFIG/sSEED/trial.json   written last: the trial is finished (its score and wall time)
     DIR/runs.csv            one row per trial: status, seconds, the per-run score or the error
@@ -16,7 +16,8 @@ that ``evaluate.py --policy`` and ``ipwarmup export`` take as they are. The swee
 
 A run's score is its report: the mean KPIs of the final policy over ``--eval-episodes`` unseen report
 seeds (the numbers ``train.py`` prints). Rerunning the same command skips finished trials, resumes an
-interrupted one from its last checkpoint (or restarts it if it has none) and retries failed ones.
+interrupted one from its last checkpoint (or restarts it if it has none) and retries failed ones. Rerunning it
+with more ``--seeds`` adds those seeds' trials to the sweep.
 """
 
 from __future__ import annotations
@@ -235,10 +236,13 @@ def prepare_out(out: Path, plan: SweepPlan, command: str = "") -> str:
     marker = read_marker(out) if out.is_dir() else None
     if marker is not None:
         old, new = {k: marker.get(k) for k in plan.spec()}, plan.spec()
-        if old != new:
+        if old != new and _adds_seeds(old, new):
+            atomic_write_text(out / SWEEP_FILE, json.dumps({**marker, "seeds": new["seeds"], "command": command},
+                                                           indent=2) + "\n")
+        elif old != new:
             what = next(k for k in new if old[k] != new[k])
             raise SweepError(f"--out {str(out)!r} holds a different sweep ({what} differ); rerun its own command "
-                             f"(in {out / SWEEP_FILE}) or choose another --out")
+                             f"(in {out / SWEEP_FILE}), add seeds to it, or choose another --out")
         return str(marker["token"])
     if out.is_dir() and any(out.iterdir()):
         raise SweepError(f"--out {str(out)!r} exists and is not a sweep folder (no {SWEEP_FILE}); choose another")
@@ -247,6 +251,15 @@ def prepare_out(out: Path, plan: SweepPlan, command: str = "") -> str:
     atomic_write_text(out / SWEEP_FILE, json.dumps({"tool": SWEEP_TOOL, "format": SWEEP_FORMAT, "token": token,
                                                     "command": command, **plan.spec()}, indent=2) + "\n")
     return token
+
+
+def _adds_seeds(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether ``new`` is the sweep ``old`` with more seeds: same env, configurations and report, a superset of seeds.
+
+    More seeds is how a configuration's result firms up; the finished runs stay as they are.
+    """
+    same = all(old[k] == new[k] for k in new if k != "seeds")
+    return same and isinstance(old["seeds"], list) and set(old["seeds"]) < set(new["seeds"])
 
 
 # --------------------------------------------------------------------------------------------- one trial (on a worker)
