@@ -132,7 +132,7 @@ def draw_episode_params(scenario: Scenario, rng: np.random.Generator, out: Episo
         draws = _draw_family(s, rng, m)
         if s.anchor_share > 0:
             anchored = rng.random(m) < s.anchor_share
-            draws = _choose(anchored, _draw_around(s, rng, m), draws)
+            draws = _choose(anchored, _draw_anchored(s, rng, m), draws)
     else:
         draws = _draw_around(s, rng, m)
     warmup_days, cold, demand, mix, tier = draws
@@ -179,6 +179,15 @@ def _draw_around(s: Scenario, rng: np.random.Generator, m: int) -> Draws:
     mix = np.broadcast_to(np.asarray(s.provider_share), (m, P))
     tier = np.broadcast_to(np.asarray(s.tier_share()), (m, K))
     return warmup_days, cold, demand, mix, tier
+
+
+def _draw_anchored(s: Scenario, rng: np.random.Generator, m: int) -> Draws:
+    """The scenario's own prior clipped to the training family's ranges, so that anchoring never trains on a
+    held-out region (NewIP-v1's prior puts Apple's pace past 42 days in about 4 episodes of 10)."""
+    quality = min(max(s.list_quality, TRAIN_LIST_QUALITY[0]), TRAIN_LIST_QUALITY[1])
+    warmup_days, cold, demand, mix, tier = _draw_around(s.replace(list_quality=quality), rng, m)
+    return (np.clip(warmup_days, *TRAIN_WARMUP_DAYS), np.clip(cold, *TRAIN_COLD_CAPACITY),
+            np.clip(demand, *TRAIN_DEMAND), mix, tier)
 
 
 def _choose(rows: np.ndarray, if_true: Draws, if_false: Draws) -> Draws:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from core.providers import PROVIDERS, TIERS, per_provider
 from core.util import did_you_mean
-from envs.profiles import HELDOUT_PROFILES
+from envs.profiles import HELDOUT_PROFILES, TRAIN_MAX_MICROSOFT_SHARE
 
 VERSION = 1
 """The dynamics' version: every registered id ends in ``-v{VERSION}``."""
@@ -190,8 +190,9 @@ class Scenario:
     """Draw per-episode provider speeds, cold acceptance, list quality, demand and provider mix (Randomized)."""
     anchor_share: float = 0.0
     """Randomized only: share of episodes drawn from this scenario's own prior around its published values (as
-    NewIP-v1 draws them) instead of the family's uniform ranges. A training choice, not a fact about providers:
-    it weights the family toward the published centres (docs/training.md); 0 keeps it uniform."""
+    NewIP-v1 draws them, clipped to the family's ranges) instead of the family's uniform ranges. A training
+    choice, not a fact about providers: it weights the family toward the published centres (docs/training.md);
+    0 keeps it uniform. Ignored by a fixed scenario and a held-out profile."""
     profile: str | None = None
     """Name of a held-out profile (``envs.HELDOUT_PROFILES``) to fix the episode to."""
 
@@ -291,6 +292,10 @@ def _validate(s: Scenario) -> None:
         fail(f"provider_share must be non-negative and sum to 1, got {s.provider_share}")
     if not 0.0 <= s.anchor_share <= 1.0:
         fail(f"anchor_share must be in [0, 1], got {s.anchor_share}")
+    microsoft = s.provider_share[PROVIDERS.index("microsoft")]
+    if s.anchor_share > 0 and s.randomize and microsoft > TRAIN_MAX_MICROSOFT_SHARE:
+        fail(f"anchor_share draws around this scenario's provider_share, whose Microsoft share must lie inside the "
+             f"training family (at most {TRAIN_MAX_MICROSOFT_SHARE}), got {s.provider_share}")
     if not 0.0 <= s.list_quality <= 1.0:
         fail(f"list_quality must be in [0, 1], got {s.list_quality}")
     if any(v <= 0 for v in s.warmup_days):

@@ -122,6 +122,8 @@ def test_get_scenario_accepts_prefix_and_returns_frozen_copies() -> None:
         ({"enforcement": "gmail"}, "enforcement must be"),
         ({"randomize": "yes"}, "randomize.*true or false"),
         ({"anchor_share": 1.5}, "anchor_share must be in"),
+        ({"randomize": True, "anchor_share": 0.5, "provider_share": (0.1, 0.6, 0.1, 0.1, 0.1)},
+         "anchor_share draws around this scenario's provider_share"),
         ({"profile": "nope"}, "unknown profile 'nope'"),
         ({"initial_reputation": (0.6, 0.4)}, "initial_reputation"),
         ({"cold_reputation": 0.9}, "cold_reputation"),

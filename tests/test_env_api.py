@@ -222,10 +222,16 @@ def test_heldout_profiles_through_make(profile: str) -> None:
     assert info["day"] == 1
 
 
-def test_training_sampler_never_produces_heldout_profiles() -> None:
-    """1,000 training draws stay inside the training support that every held-out profile leaves."""
+ANCHORED_OUTSIDE = {"anchor_share": 0.5, "demand": 2e7, "list_quality": 0.2}
+"""An anchor at big-sender's demand and poor-list's list: the anchored draws are clipped into the family."""
+
+
+@pytest.mark.parametrize("overrides", [{}, {"anchor_share": 0.5}, ANCHORED_OUTSIDE])
+def test_training_sampler_never_produces_heldout_profiles(overrides: dict[str, Any]) -> None:
+    """1,000 training draws stay inside the training support that every held-out profile leaves, anchored or not,
+    even when the anchor itself (the scenario's demand and list) lies outside it."""
     n = 1_000
-    scenario = envs.get_scenario("Randomized-v1")
+    scenario = envs.get_scenario("Randomized-v1", **overrides)
     params = EpisodeParams.empty(n)
     draw_episode_params(scenario, np.random.default_rng(0), params, np.ones(n, bool))
     demand = params.demand.sum(-1)
@@ -265,6 +271,8 @@ def test_anchor_share_draws_that_share_of_episodes_from_the_scenarios_own_prior(
         assert params.cold_capacity[anchored].std() > 0
         median = np.median(params.cold_capacity[anchored], axis=0)
         np.testing.assert_allclose(median, scenario.cold_capacity, rtol=0.25)
+        pace = np.median(params.reputation_rate[anchored], axis=0)
+        np.testing.assert_allclose(pace, reputation_rate(scenario, np.asarray(scenario.warmup_days)), rtol=0.1)
     if (~anchored).sum() > 1:
         assert params.demand[~anchored].sum(-1).max() / params.demand[~anchored].sum(-1).min() > 100
 

@@ -279,9 +279,12 @@ def test_a_rerun_with_more_seeds_extends_the_sweep_and_nothing_else_does(tmp_pat
     token = prepare_out(out, plan, "first command")
     assert prepare_out(out, plan_sweep(ENV, [0, 1, 2], n_timesteps=64, params=resolve_tiny()), "second") == token
     marker = json.loads((out / SWEEP_FILE).read_text())
-    assert marker["seeds"] == [0, 1, 2] and marker["command"] == "second" and marker["token"] == token
-    for seeds, overrides in (([1], {}), ([3, 4], {}), ([0, 1, 2, 3], {"learning_rate": 1e-3})):
-        with pytest.raises(SweepError, match="holds a different sweep"):
+    assert marker["seeds"] == [1, 2, 0] and marker["command"] == "second" and marker["token"] == token
+    prepare_out(out, plan_sweep(ENV, [2, 0, 1], n_timesteps=64, params=resolve_tiny()), "")  # same seeds, reordered
+    assert json.loads((out / SWEEP_FILE).read_text()) == marker
+    for seeds, overrides, what in (([1], {}, "seeds"), ([3, 4], {}, "seeds"),
+                                   ([0, 1, 2, 3], {"learning_rate": 1e-3}, "configs")):
+        with pytest.raises(SweepError, match=f"holds a different sweep \\({what} differ\\)"):
             prepare_out(out, plan_sweep(ENV, seeds, n_timesteps=64, params={**resolve_tiny(), **overrides}))
     assert json.loads((out / SWEEP_FILE).read_text()) == marker
 

@@ -237,10 +237,12 @@ def prepare_out(out: Path, plan: SweepPlan, command: str = "") -> str:
     if marker is not None:
         old, new = {k: marker.get(k) for k in plan.spec()}, plan.spec()
         if old != new and _adds_seeds(old, new):
-            atomic_write_text(out / SWEEP_FILE, json.dumps({**marker, "seeds": new["seeds"], "command": command},
-                                                           indent=2) + "\n")
+            kept = list(old["seeds"] or [])
+            seeds = kept + [seed for seed in new["seeds"] if seed not in kept]
+            atomic_write_text(out / SWEEP_FILE, json.dumps(
+                {**marker, "seeds": seeds, "command": command or marker.get("command", "")}, indent=2) + "\n")
         elif old != new:
-            what = next(k for k in new if old[k] != new[k])
+            what = next(k for k in new if old[k] != new[k] and not (k == "seeds" and _more_seeds(old, new)))
             raise SweepError(f"--out {str(out)!r} holds a different sweep ({what} differ); rerun its own command "
                              f"(in {out / SWEEP_FILE}), add seeds to it, or choose another --out")
         return str(marker["token"])
@@ -253,13 +255,18 @@ def prepare_out(out: Path, plan: SweepPlan, command: str = "") -> str:
     return token
 
 
+def _more_seeds(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether ``new`` asks for every seed of ``old`` (in any order), and maybe more."""
+    return isinstance(old["seeds"], list) and set(old["seeds"]) <= set(new["seeds"])
+
+
 def _adds_seeds(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     """Whether ``new`` is the sweep ``old`` with more seeds: same env, configurations and report, a superset of seeds.
 
-    More seeds is how a configuration's result firms up; the finished runs stay as they are.
+    More seeds is how a configuration's result firms up; the finished runs stay as they are, and the marker keeps
+    its seeds' order with the new ones after them.
     """
-    same = all(old[k] == new[k] for k in new if k != "seeds")
-    return same and isinstance(old["seeds"], list) and set(old["seeds"]) < set(new["seeds"])
+    return _more_seeds(old, new) and all(old[k] == new[k] for k in new if k != "seeds")
 
 
 # --------------------------------------------------------------------------------------------- one trial (on a worker)
