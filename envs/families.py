@@ -171,13 +171,14 @@ def _draw_family(s: Scenario, rng: np.random.Generator, m: int) -> Draws:
     return warmup_days, cold, demand, mix, tier
 
 
-def _draw_around(s: Scenario, rng: np.random.Generator, m: int) -> Draws:
-    """The scenario's own prior: pace and cold acceptance around its values, its demand, mix and list."""
+def _draw_around(s: Scenario, rng: np.random.Generator, m: int, list_quality: float | None = None) -> Draws:
+    """The scenario's own prior: pace and cold acceptance around its values, its demand, mix and list (or a list of
+    ``list_quality``)."""
     warmup_days = _around(rng, np.asarray(s.warmup_days), s.warmup_days_spread, (m, P))
     cold = _around(rng, np.asarray(s.cold_capacity), s.cold_capacity_spread, (m, P))
     demand = np.full(m, s.demand)
     mix = np.broadcast_to(np.asarray(s.provider_share), (m, P))
-    tier = np.broadcast_to(np.asarray(s.tier_share()), (m, K))
+    tier = np.broadcast_to(np.asarray(s.tier_share(list_quality)), (m, K))
     return warmup_days, cold, demand, mix, tier
 
 
@@ -185,7 +186,7 @@ def _draw_anchored(s: Scenario, rng: np.random.Generator, m: int) -> Draws:
     """The scenario's own prior clipped to the training family's ranges, so that anchoring never trains on a
     held-out region (NewIP-v1's prior puts Apple's pace past 42 days in about 4 episodes of 10)."""
     quality = min(max(s.list_quality, TRAIN_LIST_QUALITY[0]), TRAIN_LIST_QUALITY[1])
-    warmup_days, cold, demand, mix, tier = _draw_around(s.replace(list_quality=quality), rng, m)
+    warmup_days, cold, demand, mix, tier = _draw_around(s, rng, m, quality)
     return (np.clip(warmup_days, *TRAIN_WARMUP_DAYS), np.clip(cold, *TRAIN_COLD_CAPACITY),
             np.clip(demand, *TRAIN_DEMAND), mix, tier)
 

@@ -24,7 +24,7 @@ import envs
 import ipwarmup_cli
 from agents.ppo import load_run_policy
 from evaluation.specs import EvaluationError, parse_policy_specs
-from training.config import resolve_config
+from training.config import parse_params, resolve_config
 from training.sweep import (
     SWEEP_FILE,
     TRIAL_FILE,
@@ -275,23 +275,18 @@ def test_sweep_out_must_be_new_or_the_same_sweep(tmp_path: Path, capsys: pytest.
 
 def test_a_rerun_with_more_seeds_extends_the_sweep_and_nothing_else_does(tmp_path: Path) -> None:
     out = tmp_path / "sw"
-    plan = plan_sweep(ENV, [1, 2], n_timesteps=64, params=resolve_tiny())
+    plan = plan_sweep(ENV, [1, 2], n_timesteps=64, params=parse_params(TINY))
     token = prepare_out(out, plan, "first command")
-    assert prepare_out(out, plan_sweep(ENV, [0, 1, 2], n_timesteps=64, params=resolve_tiny()), "second") == token
+    assert prepare_out(out, plan_sweep(ENV, [0, 1, 2], n_timesteps=64, params=parse_params(TINY)), "second") == token
     marker = json.loads((out / SWEEP_FILE).read_text())
     assert marker["seeds"] == [1, 2, 0] and marker["command"] == "second" and marker["token"] == token
-    prepare_out(out, plan_sweep(ENV, [2, 0, 1], n_timesteps=64, params=resolve_tiny()), "")  # same seeds, reordered
+    prepare_out(out, plan_sweep(ENV, [2, 0, 1], n_timesteps=64, params=parse_params(TINY)), "")  # same seeds, reordered
     assert json.loads((out / SWEEP_FILE).read_text()) == marker
     for seeds, overrides, what in (([1], {}, "seeds"), ([3, 4], {}, "seeds"),
                                    ([0, 1, 2, 3], {"learning_rate": 1e-3}, "configs")):
         with pytest.raises(SweepError, match=f"holds a different sweep \\({what} differ\\)"):
-            prepare_out(out, plan_sweep(ENV, seeds, n_timesteps=64, params={**resolve_tiny(), **overrides}))
+            prepare_out(out, plan_sweep(ENV, seeds, n_timesteps=64, params={**parse_params(TINY), **overrides}))
     assert json.loads((out / SWEEP_FILE).read_text()) == marker
-
-
-def resolve_tiny() -> dict[str, object]:
-    """TINY's -params as a mapping."""
-    return {k: yaml.safe_load(v) for k, v in (item.split(":", 1) for item in TINY)}
 
 
 def test_an_unreachable_cluster_is_one_line_from_the_real_command(tmp_path: Path) -> None:
