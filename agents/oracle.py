@@ -30,7 +30,7 @@ from core.guard import MARGIN, SLACK_EMAILS
 from envs.dynamics import DayOutcome, State, simulate_day, throttle_limit
 from envs.families import EpisodeParams
 from envs.scenario import Scenario
-from envs.simulator import Simulator
+from envs.simulator import Simulator, carried_share
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -107,18 +107,19 @@ def provider_value(rules: Scenario, o: DayOutcome, cost_weight: float) -> np.nda
     return o.inbox + o.overflow_inbox - cost_weight * costs
 
 
-def terminal_value(rules: Scenario, params: EpisodeParams, state: State, share: np.ndarray,
+def terminal_value(rules: Scenario, params: EpisodeParams, state: State, carried: np.ndarray,
                    days_left: np.ndarray) -> np.ndarray:
     """What the reputation reached at the end of the look-ahead is worth afterwards, per provider [n, P], in emails.
 
     The env pays ``reward_ready_value`` days of demand for an IP that carries its stream at a HIGH reputation
-    (Simulator.readiness), and every remaining day on a reputable IP inboxes ``inbox_rate - pool_inbox_rate`` more
-    of the provider's mail than the overflow route. Without this the planner, which looks ``HORIZON`` days ahead,
+    (Simulator.readiness; ``carried`` is the share the providers accepted on the last look-ahead day), and every
+    remaining day on a reputable IP inboxes ``inbox_rate - pool_inbox_rate`` more of the provider's mail than the
+    overflow route. Without this the planner, which looks ``HORIZON`` days ahead,
     would never pay today for a reputation that pays off later."""
     progress = np.clip((state.reputation - rules.cold_reputation) / (rules.high_reputation - rules.cold_reputation),
                        0.0, 1.0)
     gain = np.maximum(params.inbox_rate - params.pool_inbox_rate, 0.0)
-    return params.demand * progress * share * (rules.reward_ready_value + days_left[:, None] * gain)
+    return params.demand * progress * carried * (rules.reward_ready_value + days_left[:, None] * gain)
 
 
 class OraclePolicy(Policy):
@@ -204,6 +205,7 @@ class OraclePolicy(Policy):
             value += provider_value(rules, outcome, self.cost_weight) - PAUSE_PENALTY * outcome.paused[:, None]
             if h == self.horizon - 1 or (st.day >= rules.horizon).all():
                 break
-        value += terminal_value(rules, pr, st, share, np.maximum(rules.horizon - st.day, 0).astype(np.float64))
+        value += terminal_value(rules, pr, st, carried_share(share, outcome),
+                                np.maximum(rules.horizon - st.day, 0).astype(np.float64))
         best = value.reshape(n, c, P).argmax(1)
         return first.reshape(n, c, P)[np.arange(n)[:, None], best, np.arange(P)[None, :]]

@@ -102,15 +102,17 @@ class Simulator:
             - r.reward_deferral_cost * o.deferred
         ).sum(-1)
         demand = np.maximum(self.params.demand.sum(-1), 1)
-        ready = np.where(final, r.reward_ready_value * self.readiness(), 0.0)
+        ready = np.where(final, r.reward_ready_value * self.readiness(o), 0.0)
         return value / demand - r.reward_pause_penalty * newly_paused + ready
 
-    def readiness(self) -> np.ndarray:
+    def readiness(self, outcome: DayOutcome) -> np.ndarray:
         """0..1 per episode: how ready the IP is to carry its whole stream, weighted by each provider's demand.
 
-        A provider counts as far as the IP carries its mail today (the share) times how far its reputation has
-        come from cold to HIGH; an IP that carries everything at a HIGH reputation everywhere scores 1."""
-        return (self._demand_weight() * self.share * self._progress()).sum(-1)
+        A provider counts as far as the IP carried its mail on ``outcome``'s day (:func:`carried_share`: the share
+        put on the IP, less what the provider deferred or blocked) times how far its reputation has come from cold
+        to HIGH; an IP that carries everything at a HIGH reputation everywhere scores 1. Counting only accepted
+        mail keeps a last-day jump the providers defer from buying readiness the IP does not have."""
+        return (self._demand_weight() * carried_share(self.share, outcome) * self._progress()).sum(-1)
 
     def reputation_progress(self) -> np.ndarray:
         """0..1 per episode: :meth:`readiness` as if the IP carried everything (reputation alone)."""
@@ -178,3 +180,12 @@ class Simulator:
         for key in list(info):
             info[f"_{key}"] = present.copy()
         return info
+
+
+def carried_share(share: np.ndarray, outcome: DayOutcome) -> np.ndarray:
+    """The share of each provider's mail the IP carried [n, P]: the share put on it times the fraction of the day's
+    attempts the provider accepted (not deferred, not blocked; hard bounces are the list's, not the IP's). A provider
+    the IP sent nothing to counts at its share."""
+    refused = (outcome.deferred + outcome.blocked).astype(np.float64)
+    accepted = np.where(outcome.sent > 0, 1.0 - refused / np.maximum(outcome.sent, 1), 1.0)
+    return share * np.clip(accepted, 0.0, 1.0)

@@ -64,8 +64,9 @@ class WarmupEnv(Env[np.ndarray, np.ndarray]):
     ## Rewards
     Per day: (emails inboxed via any route - 300 x complaints - 5 x hard bounces (both on every route)
     - blocks - expired mail - 0.1 x deferrals) / the day's demand; -30 once if SES pauses the account; on
-    the last day, +10 x the IP's readiness (the share of its stream it carries times how far each provider's
-    reputation has come from cold to HIGH, weighted by demand). Weights are scenario parameters (``reward_*``).
+    the last day, +10 x the IP's readiness (the share of its stream it carries, counting only what the
+    provider accepted that day, times how far each provider's reputation has come from cold to HIGH,
+    weighted by demand). Weights are scenario parameters (``reward_*``).
 
     ## Starting State
     Day 0, nothing sent; hidden reputation drawn from the scenario's ``initial_reputation`` range (cold for a

@@ -293,3 +293,15 @@ def test_fact8_the_complaint_threshold_ends_the_episode(complaint_rate: float, p
                 tier_rate_spread=0.0, engagement_noise=0.0)
     assert bool(np.all(x["paused"].any(0))) == pauses
     assert bool(np.any(x["paused"])) == pauses
+
+
+def test_readiness_counts_mail_the_providers_accept_so_a_last_day_jump_buys_none() -> None:
+    """DESIGN.md's reward: the IP is ready when it carries its whole stream. Putting everything on a half-warm IP
+    on the last day is largely deferred and blocked, so on average it earns less on that day than holding the ramp
+    (the share the providers refuse counts for nothing, and the deferrals and blocks cost)."""
+    days = 14
+    ramp = rollout(ses_standard, days)
+    jump = rollout(lambda day, obs: 1.0 if day == days else ses_standard(day, obs), days)
+    refused = per_episode(jump, "deferred", slice(-1, None)) + per_episode(jump, "blocked", slice(-1, None))
+    assert (refused > 0.3 * per_episode(jump, "sent", slice(-1, None))).all()  # much of the jump is refused
+    assert jump["reward"][-1].mean() < ramp["reward"][-1].mean()  # counting the share put on the IP, it was 2x
