@@ -32,8 +32,8 @@ class SimulatorVecEnv(VecEnv):
       the value of what comes after), and no state past it was ever trained on.
     * ``shaping_gamma``: potential-based shaping (Ng, Harada and Russell, 1999), ``r + gamma * Phi(s') - Phi(s)``
       with ``Phi = reward_ready_value * reputation_progress`` (the readiness bonus the IP would earn at full
-      share) and ``Phi = 0`` after the last day: the same optimal policies, but the credit for building
-      reputation arrives the day it is built instead of at the end. The potential leaves out the share itself:
+      share, all of it accepted) and ``Phi = 0`` after the last day: the same optimal policies, but the credit for
+      building reputation arrives the day it is built instead of at the end. The potential leaves out the share itself:
       with it, the last day's share learned worse (measured in docs/training.md). ``None`` trains on the env's
       reward as it is.
     * ``spike_cost``: subtracted from the training reward once per provider and day with a jump the model punishes
