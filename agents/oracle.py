@@ -30,7 +30,7 @@ from core.guard import MARGIN, SLACK_EMAILS
 from envs.dynamics import DayOutcome, State, simulate_day, throttle_limit
 from envs.families import EpisodeParams
 from envs.scenario import Scenario
-from envs.simulator import Simulator, carried_share
+from envs.simulator import Simulator, carried_share, reputation_progress
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -114,10 +114,9 @@ def terminal_value(rules: Scenario, params: EpisodeParams, state: State, carried
     The env pays ``reward_ready_value`` days of demand for an IP that carries its stream at a HIGH reputation
     (Simulator.readiness; ``carried`` is the share the providers accepted on the last look-ahead day), and every
     remaining day on a reputable IP inboxes ``inbox_rate - pool_inbox_rate`` more of the provider's mail than the
-    overflow route. Without this the planner, which looks ``HORIZON`` days ahead,
-    would never pay today for a reputation that pays off later."""
-    progress = np.clip((state.reputation - rules.cold_reputation) / (rules.high_reputation - rules.cold_reputation),
-                       0.0, 1.0)
+    overflow route. Without this the planner, which looks ``HORIZON`` days ahead, would never pay today for a
+    reputation that pays off later."""
+    progress = reputation_progress(rules, state.reputation)
     gain = np.maximum(params.inbox_rate - params.pool_inbox_rate, 0.0)
     return params.demand * progress * carried * (rules.reward_ready_value + days_left[:, None] * gain)
 

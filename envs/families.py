@@ -185,7 +185,7 @@ def _draw_around(s: Scenario, rng: np.random.Generator, m: int, list_quality: fl
 def _draw_anchored(s: Scenario, rng: np.random.Generator, m: int) -> Draws:
     """The scenario's own prior clipped to the training family's ranges, so that anchoring never trains on a
     held-out region (NewIP-v1's prior puts Apple's pace past 42 days in about 4 episodes of 10)."""
-    quality = min(max(s.list_quality, TRAIN_LIST_QUALITY[0]), TRAIN_LIST_QUALITY[1])
+    quality = float(np.clip(s.list_quality, *TRAIN_LIST_QUALITY))
     warmup_days, cold, demand, mix, tier = _draw_around(s, rng, m, quality)
     return (np.clip(warmup_days, *TRAIN_WARMUP_DAYS), np.clip(cold, *TRAIN_COLD_CAPACITY),
             np.clip(demand, *TRAIN_DEMAND), mix, tier)

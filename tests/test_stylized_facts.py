@@ -305,12 +305,11 @@ def test_readiness_counts_mail_the_providers_accept_so_a_last_day_jump_buys_litt
     def jump(day: int, obs: np.ndarray) -> float:
         return 1.0 if day == days else ses_standard(day, obs)
 
-    def last_day_readiness(policy: SharePolicy) -> np.ndarray:
-        with_bonus, without = rollout(policy, days), rollout(policy, days, reward_ready_value=0.0)
-        return with_bonus["reward"][-1] - without["reward"][-1]
-
     held, jumped = rollout(ses_standard, days), rollout(jump, days)
+    # The bonus alone: the same episodes (same seed) without it.
+    held_readiness = held["reward"][-1] - rollout(ses_standard, days, reward_ready_value=0.0)["reward"][-1]
+    jumped_readiness = jumped["reward"][-1] - rollout(jump, days, reward_ready_value=0.0)["reward"][-1]
     refused = per_episode(jumped, "deferred", slice(-1, None)) + per_episode(jumped, "blocked", slice(-1, None))
     assert (refused > 0.3 * per_episode(jumped, "sent", slice(-1, None))).all()  # much of the jump is refused
-    assert last_day_readiness(jump).mean() < 1.25 * last_day_readiness(ses_standard).mean()
+    assert jumped_readiness.mean() < 1.25 * held_readiness.mean()
     assert jumped["reward"][-1].mean() < held["reward"][-1].mean()
