@@ -30,7 +30,7 @@ from core.guard import MARGIN, SLACK_EMAILS
 from envs.dynamics import DayOutcome, State, simulate_day, throttle_limit
 from envs.families import EpisodeParams
 from envs.scenario import Scenario
-from envs.simulator import Simulator, carried_share, reputation_progress
+from envs.simulator import Simulator, carried_share, provider_progress
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -116,7 +116,7 @@ def terminal_value(rules: Scenario, params: EpisodeParams, state: State, carried
     remaining day on a reputable IP inboxes ``inbox_rate - pool_inbox_rate`` more of the provider's mail than the
     overflow route. Without this the planner, which looks ``HORIZON`` days ahead, would never pay today for a
     reputation that pays off later."""
-    progress = reputation_progress(rules, state.reputation)
+    progress = provider_progress(rules, state.reputation)
     gain = np.maximum(params.inbox_rate - params.pool_inbox_rate, 0.0)
     return params.demand * progress * carried * (rules.reward_ready_value + days_left[:, None] * gain)
 

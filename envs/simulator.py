@@ -119,7 +119,7 @@ class Simulator:
         return (self._demand_weight() * self._progress()).sum(-1)
 
     def _progress(self) -> np.ndarray:
-        return reputation_progress(self.rules, self.state.reputation)
+        return provider_progress(self.rules, self.state.reputation)
 
     def _demand_weight(self) -> np.ndarray:
         return self.params.demand / np.maximum(self.params.demand.sum(-1, keepdims=True), 1)
@@ -181,7 +181,7 @@ class Simulator:
         return info
 
 
-def reputation_progress(rules: Scenario, reputation: np.ndarray) -> np.ndarray:
+def provider_progress(rules: Scenario, reputation: np.ndarray) -> np.ndarray:
     """How far each provider's reputation has come from cold to HIGH, 0..1: the reputation half of readiness."""
     return np.clip((reputation - rules.cold_reputation) / (rules.high_reputation - rules.cold_reputation), 0.0, 1.0)
 
