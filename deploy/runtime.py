@@ -91,7 +91,7 @@ from core.util import load_json, read_regular_file, shorten
 LEARNED_VARIANCE = 1e-5
 """Training variance of an audience feature below which the policy never saw lists differ (fixed-list scenarios:
 about 1e-8). The narrowest tier of a varied list has a variance near 1.6e-4, and a short run samples few lists."""
-SCHEMA_VERSION = 5  # 5: jump_guard.scale_free; 4: the jump guard; 3: simulator v1 (67 features, dashboards)
+SCHEMA_VERSION = 4  # 4: the jump guard; 3: simulator v1 (67 features: dashboards, account-wide SES rates)
 """Version of the policy card and of the ONNX graph's interface; a runtime refuses any other."""
 CARD_FILE = "policy.json"
 ONNX_FILE = "policy.onnx"
@@ -321,8 +321,7 @@ class Recommendation:
     guard_caps: dict[str, int] | None = None
     """The most first attempts per provider the card's jump guard allows tomorrow (None: no guard). ``caps`` and
     the warm-up percentages respect it where tomorrow's mail is known; where it is not (no demand figure), the
-    percentage is the graph's and only this cap holds the guard (a scale-free card's graph asks for a share of this
-    cap, so its ``caps`` are that share of it even then)."""
+    percentage is the graph's and only this cap holds the guard."""
 
     @property
     def total_cap(self) -> int | None:
@@ -580,7 +579,6 @@ class Runtime:
         hint = None if demand is None else np.array([float(demand.get(p, math.nan)) for p in self.providers])
         obs = _observations(history, self.fbl, self.frame_stack, hint, tiers)
         action, _ = self.act(obs[None])
-        asked = action_to_share(action)
         available = self._available(history, demand)
         guard_caps = None
         if self.guard is not None:
@@ -594,10 +592,6 @@ class Runtime:
         tomorrow = history.last_date + dt.timedelta(days=1)
         caps = {p: None if math.isnan(available[i]) else int(math.floor(float(share[0, i]) * available[i]))
                 for i, p in enumerate(self.providers)}
-        if self.guard is not None and self.guard.scale_free and guard_caps is not None:
-            # the graph asks for a share of the cap: without tomorrow's mail the emails are still known
-            caps = {p: int(math.floor(float(asked[0, i]) * guard_caps[p])) if caps[p] is None else caps[p]
-                    for i, p in enumerate(self.providers)}
         return Recommendation(
             date=tomorrow,
             day=history.days + 1,
@@ -675,12 +669,12 @@ def guard_of_card(card: dict[str, Any], path: Path) -> JumpGuard | None:
     providers = card["providers"]
     problem = CardError(f"{path}: jump_guard must be null or {{allowance: a number in (1, {MAX_GUARD_ALLOWANCE:g}], "
                         f"base: {{provider: emails/day in [1, {MAX_COUNT:.0e}]}} for every provider, "
-                        f"scale_free: true or false}}, got {shorten(entry)}")
+                        f"scale_free: true or false (optional)}}, got {shorten(entry)}")
     if not isinstance(entry, dict) or not isinstance(entry.get("base"), dict):
         raise problem
     allowance: Any = entry.get("allowance")
     base = entry["base"]
-    scale_free = entry.get("scale_free")
+    scale_free = entry.get("scale_free", False)  # cards exported before scale-free actions have no such key
     if (not _number(allowance) or not 1 < allowance <= MAX_GUARD_ALLOWANCE or set(base) != set(providers)
             or not all(_number(v) and 1 <= v <= MAX_COUNT for v in base.values()) or not isinstance(scale_free, bool)):
         raise problem
