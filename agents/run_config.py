@@ -7,7 +7,6 @@ the network from it. The keys are documented in :mod:`training.config`.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 from typing import Any
 
@@ -30,7 +29,6 @@ TRAINING_KEYS: dict[str, type | tuple[type, ...]] = {
     "imitate": str,
     "imitate_episodes": int,
     "jump_guard": bool,
-    "scale_free_action": bool,
 }
 ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu")
 
@@ -76,9 +74,6 @@ def validate_config(config: dict[str, Any]) -> None:
         raise ConfigError(f"hyperparameter 'spike_cost' must be a finite number >= 0, got {config['spike_cost']}")
     if "imitate_episodes" in config and config["imitate_episodes"] < 1:
         raise ConfigError(f"hyperparameter 'imitate_episodes' must be at least 1, got {config['imitate_episodes']}")
-    if config.get("scale_free_action", False) and not config.get("jump_guard", False):
-        raise ConfigError("hyperparameter 'scale_free_action' needs 'jump_guard: true' (the action is a share of the "
-                          "guard's cap)")
     kwargs = config.get("policy_kwargs") or {}
     if not isinstance(kwargs, dict):
         raise ConfigError(f"policy_kwargs must be a mapping, got {kwargs!r}")
@@ -88,15 +83,13 @@ def validate_config(config: dict[str, Any]) -> None:
 
 def jump_guard_of(config: dict[str, Any]) -> JumpGuard | None:
     """The jump guard a run trains and acts with (``jump_guard: true``), built from its env and its ``env_kwargs``
-    (the training prior's low cold acceptance and the model's spike allowance), scale-free with
-    ``scale_free_action: true``; None without one."""
+    (the training prior's low cold acceptance and the model's spike allowance); None without one."""
     if not config.get("jump_guard", False):
         return None
     from envs.dynamics import jump_guard
     from envs.scenario import get_scenario
 
-    guard = jump_guard(get_scenario(config["env_id"], **(config.get("env_kwargs") or {})))
-    return dataclasses.replace(guard, scale_free=bool(config.get("scale_free_action", False)))
+    return jump_guard(get_scenario(config["env_id"], **(config.get("env_kwargs") or {})))
 
 
 def make_policy_kwargs(config: dict[str, Any]) -> dict[str, Any]:

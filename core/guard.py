@@ -9,13 +9,7 @@ a low cold acceptance the sender can assume before it has history (the prior's l
 Yesterday's volume is never above the model's recent peak, so the cap holds whatever the peak's memory.
 
 It acts on what a sender knows (its own sends and tomorrow's mail), so training, evaluation and the numpy-only
-deployment runtime apply the same function.
-
-A guard can also be ``scale_free``: the policy's action is then a share of the cap, not of the day's mail, so
-"grow as fast as the guard allows" is the same action for a sender of 10^3 emails a day and one of 10^7. The
-decoding is the action space's own (:mod:`core.actions`), applied to ``min(1, cap / available)`` instead of 1:
-while the cap is below the day's mail the action places volume under it; once the cap passes the day's mail the
-action is the ordinary share. The one limit it cannot pass is the action space's smallest share
+deployment runtime apply the same function. The one limit it cannot pass is the action space's smallest share
 (10^-4 of a provider's mail): a sender of 10^7 emails a day cannot put fewer than 10^-4 of them on the IP.
 """
 
@@ -45,8 +39,6 @@ class JumpGuard:
     allowance: float
     base: np.ndarray
     """[P] emails/day the guard assumes a provider accepts cold (the day-1 reference)."""
-    scale_free: bool = False
-    """The policy's action is a share of the cap (``a = +1`` sends the cap), not of the day's mail."""
 
     def __post_init__(self) -> None:
         base = np.asarray(self.base, np.float64)
@@ -54,8 +46,6 @@ class JumpGuard:
             raise ValueError(f"jump guard allowance must be a finite number above 1, got {self.allowance!r}")
         if base.ndim != 1 or not np.all(np.isfinite(base)) or np.any(base < 1.0):
             raise ValueError(f"jump guard base must be a list of finite emails/day >= 1, got {self.base!r}")
-        if not isinstance(self.scale_free, bool):
-            raise ValueError(f"jump guard scale_free must be true or false, got {self.scale_free!r}")
         object.__setattr__(self, "base", base)
 
     def caps(self, last: np.ndarray) -> np.ndarray:
@@ -63,39 +53,17 @@ class JumpGuard:
         reference = np.maximum(np.asarray(last, np.float64), self.base)
         return np.floor(np.maximum(self.allowance * (1.0 - MARGIN) * reference - SLACK_EMAILS, 0.0))
 
-    def allowed_share(self, available: np.ndarray, last: np.ndarray) -> np.ndarray:
-        """The share of tomorrow's mail ``available`` [n, P] the cap lets through, at most 1."""
-        available = np.maximum(np.asarray(available, np.float64), 0.0)
-        allowed = np.where(available > 0, self.caps(last) / np.maximum(available, 1.0), 1.0)
-        return np.minimum(allowed, 1.0)
-
-    def from_scale_free(self, action: np.ndarray, available: np.ndarray, last: np.ndarray) -> np.ndarray:
-        """A scale-free action [n, P] (a share of the cap) as the action on the day's mail, float32."""
-        share = action_to_share(action) * self.allowed_share(available, last)
-        return share_to_action(np.maximum(share, MIN_SHARE))
-
-    def to_scale_free(self, action: np.ndarray, available: np.ndarray, last: np.ndarray) -> np.ndarray:
-        """The scale-free action [n, P] that sends what ``action`` (a share of the day's mail) would, as far as the
-        cap allows: what a scale-free student clones from a teacher that acts on the day's mail."""
-        allowed = self.allowed_share(available, last)
-        share = np.where(allowed > 0, action_to_share(action) / np.maximum(allowed, 1e-300), 1.0)
-        return share_to_action(np.minimum(share, 1.0))
-
     def limit(self, action: np.ndarray, available: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``action`` [n, P] with any share above the cap lowered to it, and the first attempts that action sends.
 
         ``available`` is tomorrow's mail per provider (what the share applies to). Actions already within the cap
-        are returned unchanged (bit for bit), so a policy that never jumps is never touched. A scale-free guard
-        first decodes the action as a share of the cap (:meth:`from_scale_free`): what it returns is always an
-        action on the day's mail, which is what the simulator, the schedule and the runtime's share read.
+        are returned unchanged (bit for bit), so a policy that never jumps is never touched.
         """
-        if self.scale_free:
-            action = self.from_scale_free(action, available, last)
         action = np.asarray(action, np.float32)
         available = np.maximum(np.asarray(available, np.float64), 0.0)
         share = action_to_share(action)
         caps = self.caps(last)
-        allowed = self.allowed_share(available, last)
+        allowed = np.where(available > 0, caps / np.maximum(available, 1.0), 1.0)
         over = np.floor(share * available) > caps
         lowered = share_to_action(np.maximum(allowed * (1.0 - ACTION_ROOM), MIN_SHARE))
         guarded = np.where(over, np.minimum(lowered, action), action).astype(np.float32)

@@ -668,17 +668,16 @@ def guard_of_card(card: dict[str, Any], path: Path) -> JumpGuard | None:
         return None
     providers = card["providers"]
     problem = CardError(f"{path}: jump_guard must be null or {{allowance: a number in (1, {MAX_GUARD_ALLOWANCE:g}], "
-                        f"base: {{provider: emails/day in [1, {MAX_COUNT:.0e}]}} for every provider, "
-                        f"scale_free: true or false (optional)}}, got {shorten(entry)}")
+                        f"base: {{provider: emails/day in [1, {MAX_COUNT:.0e}]}} for every provider}}, "
+                        f"got {shorten(entry)}")
     if not isinstance(entry, dict) or not isinstance(entry.get("base"), dict):
         raise problem
     allowance: Any = entry.get("allowance")
     base = entry["base"]
-    scale_free = entry.get("scale_free", False)  # cards exported before scale-free actions have no such key
     if (not _number(allowance) or not 1 < allowance <= MAX_GUARD_ALLOWANCE or set(base) != set(providers)
-            or not all(_number(v) and 1 <= v <= MAX_COUNT for v in base.values()) or not isinstance(scale_free, bool)):
+            or not all(_number(v) and 1 <= v <= MAX_COUNT for v in base.values())):
         raise problem
-    return JumpGuard(float(allowance), np.array([float(base[p]) for p in providers]), scale_free)  # valid: checked
+    return JumpGuard(float(allowance), np.array([float(base[p]) for p in providers]))  # valid by the checks above
 
 
 def _onnx_path(card_path: Path, name: Any) -> Path:

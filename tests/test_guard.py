@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -12,7 +10,7 @@ from hypothesis.extra.numpy import arrays
 
 from core.actions import MIN_SHARE, action_to_share
 from core.features import LAYOUT
-from core.guard import ACTION_ROOM, GuardedSends, JumpGuard
+from core.guard import GuardedSends, JumpGuard
 from envs.dynamics import jump_guard
 from envs.scenario import get_scenario
 from envs.simulator import Simulator
@@ -70,70 +68,13 @@ def test_the_cap_is_the_allowance_over_the_larger_of_last_day_and_base_less_the_
 def test_a_malformed_guard_is_refused(allowance: float, base: list, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         JumpGuard(allowance, np.array(base))
-    with pytest.raises(ValueError, match="scale_free must be true or false"):
-        JumpGuard(1.6, np.full(P, 100.0), "yes")  # type: ignore[arg-type]
 
 
-# --- Scale-free actions: a share of the cap, not of the day's mail -----------------------------------------------
-
-SCALE_FREE = JumpGuard(GUARD.allowance, GUARD.base, scale_free=True)
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.data())
-def test_a_scale_free_action_is_a_share_of_the_cap(data: st.DataObject) -> None:
-    """The decoded share is the action's share of ``min(1, cap / available)``: never above the cap (bar the action
-    space's smallest share), the whole cap at ``a = +1``, and the ordinary share once the cap passes the day's mail."""
-    n = data.draw(batch)
-    action = data.draw(arrays(np.float32, (n, P), elements=st.floats(-1, 1, width=32)))
-    available = data.draw(arrays(np.float64, (n, P), elements=emails))
-    last = data.draw(arrays(np.float64, (n, P), elements=emails))
-    guarded, volume = SCALE_FREE.limit(action, available, last)
-    caps = SCALE_FREE.caps(last)
-    assert np.all(volume <= np.maximum(caps, np.floor(MIN_SHARE * available)))
-    np.testing.assert_array_equal(volume, np.floor(action_to_share(guarded) * available))
-    want = np.maximum(action_to_share(action) * np.minimum(caps / np.maximum(available, 1.0), 1.0), MIN_SHARE)
-    np.testing.assert_allclose(action_to_share(guarded), np.where(available > 0, want, action_to_share(action)),
-                               rtol=1e-5, atol=0)
-    _, full = SCALE_FREE.limit(np.ones((n, P), np.float32), available, last)
-    bound = np.maximum(np.minimum(caps, available), np.floor(MIN_SHARE * available))
-    assert np.all(full <= bound) and np.all(full >= bound - np.maximum(2.0, 2 * ACTION_ROOM * bound))
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.data())
-def test_a_teachers_action_in_scale_free_form_sends_what_the_teacher_would(data: st.DataObject) -> None:
-    """``to_scale_free`` is what a scale-free student clones: played through the scale-free guard it sends the
-    volume the ordinary guard sends for the teacher's own action, within the room the guard leaves under its cap
-    (``ACTION_ROOM``) and float32 rounding."""
-    n = data.draw(batch)
-    action = data.draw(arrays(np.float32, (n, P), elements=st.floats(-1, 1, width=32)))
-    available = data.draw(arrays(np.float64, (n, P), elements=st.floats(1.0, 1e8)))
-    last = data.draw(arrays(np.float64, (n, P), elements=emails))
-    _, want = GUARD.limit(action, available, last)
-    _, got = SCALE_FREE.limit(SCALE_FREE.to_scale_free(action, available, last), available, last)
-    assert np.all(np.abs(got - want) <= np.maximum(2.0, 2 * ACTION_ROOM * want)), (got, want)
-
-
-def test_one_scale_free_action_sends_the_same_volume_to_a_small_and_a_big_sender() -> None:
-    """While the cap binds, the volume depends on the sender's history, not on its size; with the ordinary action
-    one output sends the sender with 100 times the mail dozens of times more (up to the cap)."""
-    action = np.full((2, P), 0.5, np.float32)
-    available = np.array([[1e4] * P, [1e6] * P])
-    last = np.full((2, P), 300.0)  # above every base: a cap of 477 emails, the big sender's smallest share 100
-    _, volume = SCALE_FREE.limit(action, available, last)
-    np.testing.assert_allclose(volume[0], volume[1], atol=1)
-    np.testing.assert_allclose(volume[0], np.floor(action_to_share(action[0]) * SCALE_FREE.caps(last)[0]), atol=1)
-    _, ordinary = GUARD.limit(np.full((2, P), -0.8, np.float32), available, last)
-    assert np.all(ordinary[1] > 50 * ordinary[0])
-
-
-def _spikes_outside_the_documented_limits(scenario: str, steps_with_full_volume: int, scale_free: bool = False,
-                                          **overrides: object) -> tuple:
+def _spikes_outside_the_documented_limits(scenario: str, steps_with_full_volume: int, **overrides: object) -> tuple:
     """Play random actions (every third day all the mail) through the guard in the simulator; return spike cells
     that neither a cold acceptance below the guard's base nor the smallest share explains, and all spike cells."""
     sc = get_scenario(scenario, **overrides)
-    guard = dataclasses.replace(jump_guard(sc), scale_free=scale_free)
+    guard = jump_guard(sc)
     n = 256
     sim = Simulator(sc, n)
     rng = np.random.default_rng(steps_with_full_volume)
@@ -159,10 +100,8 @@ def _spikes_outside_the_documented_limits(scenario: str, steps_with_full_volume:
     ("NewIP-v1", {}), ("AddIP-v1", {}), ("Rewarm-v1", {}), ("Randomized-v1", {}),
     ("Randomized-v1", {"profile": "big-sender"}),
 ])
-@pytest.mark.parametrize("scale_free", [False, True])
-def test_the_guard_leaves_no_jump_the_model_punishes_in_the_simulator(scenario: str, overrides: dict,
-                                                                     scale_free: bool) -> None:
-    unexplained, _ = _spikes_outside_the_documented_limits(scenario, 1, scale_free, **overrides)
+def test_the_guard_leaves_no_jump_the_model_punishes_in_the_simulator(scenario: str, overrides: dict) -> None:
+    unexplained, _ = _spikes_outside_the_documented_limits(scenario, 1, **overrides)
     assert unexplained == 0
 
 

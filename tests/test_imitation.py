@@ -86,30 +86,6 @@ def test_a_no_jump_teacher_plans_day_one_from_the_student_s_guard_base(teacher: 
         np.testing.assert_array_equal(made[0].day1_reference, guard.base)
 
 
-def test_a_scale_free_student_records_the_action_that_sends_what_its_teacher_sends() -> None:
-    """Under a scale-free guard the student's output is a share of the cap: the recorded teacher actions are that
-    form, and played through the env they send the teacher's own volumes (within the guard's room)."""
-    from training.imitation import teacher_days
-
-    days = {}
-    for scale_free in (False, True):
-        config = resolve_config("ipwarmup/NewIP-v1", None, {**SMALL, "scale_free_action": scale_free,
-                                                            "env_kwargs": {"horizon": 12}})
-        venv = make_training_env(config, seed=5)
-        teacher = load_policy("aimd")
-        teacher.reset(5)
-        _, actions, _, _ = teacher_days(venv, teacher, 12)
-        days[scale_free] = (actions, venv.unwrapped._days["first_attempts"].copy())
-    (plain, sent), (scale_free, sent_scale_free) = days[False], days[True]
-    assert np.abs(plain - scale_free).max() > 0.1  # the recorded actions differ...
-    np.testing.assert_allclose(sent_scale_free, sent, rtol=1e-4, atol=2)  # ...and send the same mail
-
-
-def test_scale_free_action_needs_the_jump_guard() -> None:
-    with pytest.raises(ConfigError, match="'scale_free_action' needs 'jump_guard: true'"):
-        resolve_config("ipwarmup/NewIP-v1", None, {**SMALL, "scale_free_action": True, "jump_guard": False})
-
-
 def test_imitate_is_validated() -> None:
     for bad in ("random", "ses-standrd", 3):
         with pytest.raises(ConfigError, match="imitate"):

@@ -355,42 +355,12 @@ def test_a_card_without_a_guard_recommends_the_graphs_share(tmp_path: Path) -> N
     {"allowance": 1e300, "base": {p: 100 for p in PROVIDERS}},
     {"allowance": 1.6, "base": {p: 1.7e308 for p in PROVIDERS}},
     {"allowance": 10**400, "base": {p: 100 for p in PROVIDERS}},
-    {"allowance": 1.6, "base": {p: 100 for p in PROVIDERS}, "scale_free": "yes"},
 ])
 def test_a_malformed_jump_guard_is_refused(tmp_path: Path, entry: object) -> None:
     folder = _copy(exported()[1], tmp_path)
     _edit_card(folder, lambda c: c.update(jump_guard=entry))
     with pytest.raises(rt.CardError, match="jump_guard|allowance"):
         rt.load(folder)
-
-
-def test_a_scale_free_run_recommends_what_it_acts_on_over_whole_episodes(tmp_path: Path) -> None:
-    """A run with ``scale_free_action: true`` exports a card whose guard says so, and the runtime turns the graph's
-    share of the cap into the day's share exactly as the trained policy does; caps stay within the guard's."""
-    import yaml
-
-    from training.export import export_run
-
-    run = tmp_path / "run"
-    shutil.copytree(exported()[0], run)
-    config = yaml.safe_load((run / "config.yaml").read_text())
-    (run / "config.yaml").write_text(yaml.safe_dump({**config, "scale_free_action": True}))
-    export_run(run, tmp_path / "export", days=12)
-    runtime, reference = rt.load(tmp_path / "export"), load_run_policy(run)
-    assert runtime.guard is not None and runtime.guard.scale_free
-    assert reference.guard is not None and reference.guard.guard.scale_free
-    observations, infos, shares = simulate(reference, seed=3, horizon=12)
-    rows = stats_rows(infos, shares, ALL_COLUMNS)
-    demand = dict(zip(PROVIDERS, infos[0]["demand_by_provider"].tolist(), strict=True))
-    reference.reset()
-    for day, obs in enumerate(observations[:-1]):
-        want, _ = reference.predict(obs[None], episode_start=np.array([day == 0]))
-        rec = runtime.recommend([r for r in rows if (r["date"] - START).days < day], start=START, demand=demand,
-                                audience=audience(infos[0]))
-        np.testing.assert_allclose(rec.action, want[0], atol=1e-5)
-        assert all(rec.caps[p] <= max(rec.guard_caps[p], int(1e-4 * demand[p])) for p in PROVIDERS)
-    graph_action, _ = runtime.act(runtime.observations(rt.History.from_rows(rows[:5], PROVIDERS, START))[None])
-    assert not np.allclose(rec.action, graph_action[0], atol=1e-3)  # the guard's decoding did change the action
 
 
 def test_a_card_with_no_jump_guard_entry_is_refused(tmp_path: Path) -> None:

@@ -22,9 +22,6 @@ constructor arguments:
 * ``jump_guard``: shield every action with :class:`core.guard.JumpGuard` (the model's spike allowance over the
   larger of yesterday's first attempts and the training prior's low cold acceptance), in training, evaluation,
   export and the runtime alike;
-* ``scale_free_action``: with ``jump_guard``, the action is a share of the guard's cap instead of the day's mail
-  (:class:`core.guard.JumpGuard`'s ``scale_free``): growing as fast as the guard allows is one action at any
-  volume, so a policy trained on 10^3-10^7 emails a day meets a bigger sender with the same action;
 * ``imitate`` / ``imitate_episodes``: before PPO, clone a baseline's actions (and fit the critic to its returns)
   over that many episodes per env (:mod:`training.imitation`); the baseline must act on the observation alone.
 """

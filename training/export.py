@@ -252,17 +252,12 @@ def _guard_entry(guard: JumpGuard | None, providers: Sequence[str]) -> dict[str,
     """The card's description of the jump guard the runtime applies after the graph (None: trained without)."""
     if guard is None:
         return None
-    rule = (f"cap = floor(max(allowance * (1 - {MARGIN:g}) * max(last, base) - {SLACK_EMAILS:g}, 0)) first "
-            "attempts per provider, last = the provider's first attempts on the last day of the statistics "
-            "(0 before the first day); a share above cap / (demand + backlog) is lowered to it")
-    if guard.scale_free:
-        rule += ("; scale_free: the graph's share is a share of min(1, cap / (demand + backlog)), so the day's "
-                 "share is the graph's share times it (at least 10^-4)")
     return {
         "allowance": float(guard.allowance),
         "base": {p: float(b) for p, b in zip(providers, guard.base, strict=True)},
-        "scale_free": guard.scale_free,
-        "rule": rule,
+        "rule": f"cap = floor(max(allowance * (1 - {MARGIN:g}) * max(last, base) - {SLACK_EMAILS:g}, 0)) first "
+                "attempts per provider, last = the provider's first attempts on the last day of the statistics "
+                "(0 before the first day); a share above cap / (demand + backlog) is lowered to it",
     }
 
 

@@ -48,7 +48,6 @@ def teacher_days(venv: Any, teacher: Any, days: int) -> tuple[np.ndarray, np.nda
     for _ in range(days):
         raw = normalizer.get_original_obs() if normalizer is not None else obs
         action, _ = teacher.predict(raw, episode_start=starts, deterministic=True)
-        action = venv.unwrapped.guarded_action_of(action)  # what the student must output to send the same
         record["obs"].append(np.array(obs, np.float32))
         record["action"].append(np.array(action, np.float32))
         obs, reward, done, _ = venv.step(action)

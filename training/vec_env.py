@@ -83,25 +83,14 @@ class SimulatorVecEnv(VecEnv):
     def _readiness_potential(self) -> np.ndarray:
         return self.sim.rules.reward_ready_value * self.sim.reputation_progress()
 
-    def available(self) -> np.ndarray:
-        """Tomorrow's mail per env and provider [n, P] (fresh demand plus backlog): what a share applies to."""
-        return self.sim.params.demand + self.sim.state.backlog.sum(-1)
-
-    def guarded_action_of(self, actions: np.ndarray) -> np.ndarray:
-        """The action this env's policy takes to send what ``actions`` (shares of the day's mail, as a baseline
-        acts) would: the same actions, or their scale-free form under a scale-free guard."""
-        guard = self.jump_guard
-        if guard is None or not guard.scale_free:
-            return np.asarray(actions, np.float32)
-        return guard.to_scale_free(actions, self.available(), self._last_sent)
-
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions)
 
     def step_wait(self) -> VecEnvStepReturn:
         actions = self._actions
         if self.jump_guard is not None:
-            actions, _ = self.jump_guard.limit(actions, self.available(), self._last_sent)
+            available = self.sim.params.demand + self.sim.state.backlog.sum(-1)
+            actions, _ = self.jump_guard.limit(actions, available, self._last_sent)
         result = self.sim.step(actions, self._rng)
         o = result.outcome
         self._last_sent[:] = o.first_attempts
