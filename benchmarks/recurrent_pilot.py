@@ -12,8 +12,10 @@ seeds won).
     pip install -e ".[recurrent]"
     python benchmarks/recurrent_pilot.py --seed 0 -n 3000000 --csv results/recurrent-pilot-s0.csv
 
-It trains in this process on one thread (RecurrentPPO runs about 2,000 steps/s on one core here, PPO about
-10,000): 3M steps take about half an hour. Nothing is saved but the CSV of episode returns and the report on stdout.
+It trains in this process on one thread (RecurrentPPO with its two LSTMs runs a few thousand steps/s on one core
+here, PPO over 10,000): 3M steps take about half an hour. One training seed per run: the paired CIs cover the
+evaluation episodes, not training's spread, so run several ``--seed``. Nothing is saved but the CSV of episode
+returns and the report on stdout.
 """
 
 from __future__ import annotations
@@ -77,21 +79,33 @@ def pilot_config(env_id: str) -> dict[str, Any]:
 
     config = resolve_config(env_id, None, {"learning_rate": FROM_SCRATCH_LEARNING_RATE})
     config.pop("imitate", None)
+    for key, neutral in (("frame_stack", 1), ("initial_share", None)):
+        if config.get(key, neutral) != neutral:
+            raise SystemExit(f"recurrent_pilot: {env_id}'s configuration sets {key}, which only PPO would get")
     return config
 
 
 def train_recurrent(config: dict[str, Any], venv: Any, seed: int) -> Any:
-    """RecurrentPPO with the configuration's PPO arguments; one LSTM shared by actor and critic."""
+    """RecurrentPPO with every PPO argument of the configuration it shares, and sb3-contrib's default architecture:
+    the actor and the critic each read the normalized observation through an LSTM of their own (``LSTM_HIDDEN``
+    units; sb3-contrib's default is 256, 64 matches the feed-forward layers), then the same MLP as PPO's."""
+    import inspect
+
     from sb3_contrib import RecurrentPPO
 
+    from agents.run_config import ppo_arguments
     from training.config import make_policy_kwargs
 
-    keys = ("learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range", "ent_coef",
-            "vf_coef", "max_grad_norm")
-    policy_kwargs = {**make_policy_kwargs(config), "lstm_hidden_size": LSTM_HIDDEN, "shared_lstm": True,
-                     "enable_critic_lstm": False}
+    accepted = set(inspect.signature(RecurrentPPO.__init__).parameters)
+    arguments = {k: v for k, v in config.items() if k in ppo_arguments() and k != "policy_kwargs"}
+    unsupported = sorted(set(arguments) - accepted)
+    if unsupported:
+        raise SystemExit(f"recurrent_pilot: RecurrentPPO takes no {', '.join(unsupported)}; the comparison would be "
+                         "unequal")
+    arguments.pop("policy", None)
+    policy_kwargs = {**make_policy_kwargs(config), "lstm_hidden_size": LSTM_HIDDEN}
     return RecurrentPPO("MlpLstmPolicy", venv, seed=seed, device="cpu", verbose=0, policy_kwargs=policy_kwargs,
-                        **{k: config[k] for k in keys if k in config})
+                        **arguments)
 
 
 def play(actor: Any, env_spec: str, seeds: range) -> list[float]:
@@ -167,7 +181,7 @@ def report(returns: dict[str, dict[str, list[float]]], envs: tuple[str, ...]) ->
 
 def returns_csv(returns: dict[str, dict[str, list[float]]]) -> str:
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["policy", "env", "seed", "return"])
     for name, per_env in returns.items():
         for env, values in per_env.items():
