@@ -61,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     print("| demand | policy | mean return | growth per 3 days, days 1-16 |\n|---|---|---|---|")
     for demand in args.demands:
         for policy in args.policies:
-            mean, growth = play_at(demand, policy, seeds)
+            try:
+                mean, growth = play_at(demand, policy, seeds)
+            except (ValueError, OSError) as exc:  # an unknown policy name or an unreadable run folder
+                parser.exit(2, f"demand_scale: {exc}\n")
             print(f"| {demand:.0e} | {policy} | {mean:.2f} | x{growth:.2f} |", flush=True)
     return 0
 

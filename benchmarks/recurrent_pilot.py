@@ -131,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=50, help="episodes per suite env")
     parser.add_argument("--csv", type=Path, help="write every episode's return here (atomically)")
     args = parser.parse_args(argv)
+    if not 0 <= args.seed < 1_000_000 or args.n_timesteps < 1 or args.episodes < 1:
+        parser.error("--seed must be in [0, 1000000) (training's seeds), -n and --episodes at least 1")
     try:
         import sb3_contrib  # noqa: F401
     except ImportError:
