@@ -97,7 +97,8 @@ def train_recurrent(config: dict[str, Any], venv: Any, seed: int) -> Any:
     from training.config import make_policy_kwargs
 
     accepted = set(inspect.signature(RecurrentPPO.__init__).parameters)
-    arguments = {k: v for k, v in config.items() if k in ppo_arguments() and k != "policy_kwargs"}
+    shared = set(ppo_arguments()) - {"policy_kwargs"}
+    arguments = {k: v for k, v in config.items() if k in shared}
     unsupported = sorted(set(arguments) - accepted)
     if unsupported:
         raise SystemExit(f"recurrent_pilot: RecurrentPPO takes no {', '.join(unsupported)}; the comparison would be "
@@ -109,18 +110,12 @@ def train_recurrent(config: dict[str, Any], venv: Any, seed: int) -> Any:
 
 
 def play(actor: Any, env_spec: str, seeds: range) -> list[float]:
-    """Episode returns of ``actor`` on one suite env, one per seed."""
-    import gymnasium
-
-    from evaluation.episodes import play_episode
+    """Episode returns of ``actor`` on one suite env, one per seed, through the project's one episode loop."""
+    from evaluation.episodes import run_episodes
     from evaluation.specs import parse_env_spec
 
     spec = parse_env_spec(env_spec)
-    env = gymnasium.make(spec.env_id, **spec.kwargs)
-    try:
-        return [float(sum(play_episode(actor, env, s).rewards)) for s in seeds]
-    finally:
-        env.close()
+    return [k["return"] for k in run_episodes(actor, spec.env_id, seeds, spec.kwargs)]
 
 
 def main(argv: list[str] | None = None) -> int:
