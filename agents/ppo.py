@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.run_config import jump_guard_of
+from agents.run_config import is_recurrent, jump_guard_of
 from core.features import OBS_SIZE
 from core.guard import GuardedSends
 from core.providers import PROVIDERS
@@ -466,16 +466,31 @@ def check_checkpoint_shape(ckpt: Checkpoint, frames: int) -> None:
                        f"{len(PROVIDERS)}: retrain the run")
 
 
+def _lstm_parameters(inputs: int, hidden: int, layers: int) -> int:
+    """Weights and biases of a torch ``nn.LSTM`` (four gates, two bias vectors per layer)."""
+    return sum(4 * hidden * ((inputs if layer == 0 else hidden) + hidden) + 8 * hidden for layer in range(layers))
+
+
 def _mlp_parameters(config: dict[str, Any], obs_size: int) -> int | None:
-    """Parameters of the MlpPolicy ``config`` describes (actor, critic, heads), or None if it is not a plain MLP."""
+    """Parameters of the network ``config`` describes (the LSTMs if recurrent, then actor, critic, heads), or None
+    if its ``net_arch`` is not a plain list of widths."""
     arch = (config.get("policy_kwargs") or {}).get("net_arch", [64, 64])
     pi, vf = (arch, arch) if isinstance(arch, list) else (arch.get("pi", []), arch.get("vf", [])) \
         if isinstance(arch, dict) else (None, None)
     if not isinstance(pi, list) or not isinstance(vf, list) or not all(_is_int(w, 1) for w in pi + vf):
         return None
-    total = 0
+    total, mlp_input = 0, obs_size
+    if is_recurrent(config):
+        kwargs = config.get("policy_kwargs") or {}
+        hidden, layers = kwargs.get("lstm_hidden_size", 256), kwargs.get("n_lstm_layers", 1)
+        if not _is_int(hidden, 1) or not _is_int(layers, 1):
+            return None
+        lstm = _lstm_parameters(obs_size, hidden, layers)
+        critic = 0 if kwargs.get("shared_lstm", False) else lstm if kwargs.get("enable_critic_lstm", True) \
+            else obs_size * hidden + hidden  # sb3-contrib's linear layer in place of the critic's LSTM
+        total, mlp_input = lstm + critic, hidden
     for widths, head in ((pi, len(PROVIDERS)), (vf, 1)):
-        previous = obs_size
+        previous = mlp_input
         for width in [*widths, head]:
             total += previous * width + width
             previous = width
@@ -628,19 +643,22 @@ def validate_run_config(config: dict[str, Any], run_dir: Path) -> None:
 
 
 def model_from_config(config: dict[str, Any], obs_size: int, where: Path) -> Any:
-    """An untrained PPO with the network ``config`` describes, for ``obs_size`` observations (no env, no seeding)."""
-    from stable_baselines3 import PPO
+    """An untrained PPO (or RecurrentPPO) with the network ``config`` describes, for ``obs_size`` observations (no
+    env, no seeding)."""
+    from agents.run_config import ConfigError, algorithm_class, make_policy_kwargs, ppo_arguments
 
-    from agents.run_config import make_policy_kwargs, ppo_arguments
-
-    arguments = set(ppo_arguments()) - {"policy_kwargs"}  # the network arguments are built from policy_kwargs below
+    try:
+        algorithm = algorithm_class(config)
+    except ConfigError as exc:
+        raise RunError(f"{where}: {exc}") from None
+    arguments = set(ppo_arguments(config)) - {"policy_kwargs"}  # the network is built from policy_kwargs below
     kwargs = {k: v for k, v in config.items() if k in arguments}
     kwargs.update(n_steps=2, batch_size=2)  # the rollout buffer is not used for acting: keep it tiny
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # SB3's mini-batch size advice concerns training, not loading
-            return PPO(env=_spaces_only_env(obs_size, len(PROVIDERS)), device="cpu", verbose=0,
-                       policy_kwargs=make_policy_kwargs(config), **kwargs)
+            return algorithm(env=_spaces_only_env(obs_size, len(PROVIDERS)), device="cpu", verbose=0,
+                             policy_kwargs=make_policy_kwargs(config), **kwargs)
     except Exception as exc:  # noqa: BLE001 - SB3 refuses a config in many ways; each becomes one line
         raise RunError(f"{where}: cannot build the network ({type(exc).__name__}: {exc})") from None
 
@@ -693,6 +711,9 @@ class RunPolicy:
     def __init__(self, artifacts: RunArtifacts) -> None:
         self.artifacts = artifacts
         self.stacker = FrameStacker(artifacts.frame_stack)
+        self.recurrent = is_recurrent(artifacts.config)
+        self.memory: Any = None
+        """A recurrent policy's LSTM states, one per env of the batch, carried from day to day."""
         try:
             guard = jump_guard_of(artifacts.config)
         except ValueError as exc:  # the run's env id or env_kwargs no longer make a scenario
@@ -700,8 +721,9 @@ class RunPolicy:
         self.guard = None if guard is None else GuardedSends(guard)
 
     def reset(self, seed: int | None = None) -> None:
-        """Forget the frame and send history; the policy is deterministic, so ``seed`` has no effect."""
+        """Forget the frame, memory and send history; the policy is deterministic, so ``seed`` has no effect."""
         self.stacker.buffer = None
+        self.memory = None
         if self.guard is not None:
             self.guard.reset()
 
@@ -719,7 +741,14 @@ class RunPolicy:
         obs = np.asarray(observation, np.float32)
         single = obs.ndim == 1
         batch = obs[None] if single else obs
-        action, _ = self.artifacts.model.predict(self.policy_input(batch, episode_start), deterministic=deterministic)
+        x = self.policy_input(batch, episode_start)
+        if self.recurrent:
+            if self.memory is not None and self.memory[0].shape[1] != len(batch):
+                self.memory = None  # another batch of envs: sb3-contrib starts their memory at zero
+            action, self.memory = self.artifacts.model.predict(x, state=self.memory, episode_start=episode_start,
+                                                               deterministic=deterministic)
+        else:
+            action, _ = self.artifacts.model.predict(x, deterministic=deterministic)
         action = np.clip(action, -1.0, 1.0).astype(np.float32)
         if self.guard is not None:
             action = self.guard.observed(action, batch, episode_start)

@@ -31,27 +31,59 @@ TRAINING_KEYS: dict[str, type | tuple[type, ...]] = {
     "jump_guard": bool,
 }
 ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu")
+FEED_FORWARD_POLICY = "MlpPolicy"
+RECURRENT_POLICY = "MlpLstmPolicy"
+"""sb3-contrib's RecurrentPPO: an LSTM (its memory carried from day to day) before the same MLP, for a reputation
+the sender sees only through noisy, lagged signals. Installed with the ``recurrent`` extra."""
+POLICIES = (FEED_FORWARD_POLICY, RECURRENT_POLICY)
+LSTM_KWARGS: dict[str, type] = {"lstm_hidden_size": int, "n_lstm_layers": int, "shared_lstm": bool,
+                                "enable_critic_lstm": bool}
+"""The recurrent policy's own ``policy_kwargs`` (sb3-contrib's ``RecurrentActorCriticPolicy``)."""
 
 
 class ConfigError(ValueError):
     """A configuration file or override is invalid; the message names the key or file."""
 
 
-def ppo_arguments() -> dict[str, inspect.Parameter]:
-    """PPO's constructor arguments a config may set (the env, seed, device and logging are the run's)."""
-    from stable_baselines3 import PPO
+def is_recurrent(config: dict[str, Any]) -> bool:
+    """Whether the config trains sb3-contrib's RecurrentPPO (``policy: MlpLstmPolicy``) rather than SB3's PPO."""
+    return config.get("policy", FEED_FORWARD_POLICY) == RECURRENT_POLICY
 
-    params = dict(inspect.signature(PPO.__init__).parameters)
-    for internal in ("self", "env", "seed", "device", "tensorboard_log", "verbose", "_init_setup_model"):
+
+def algorithm_class(config: dict[str, Any]) -> type:
+    """The SB3 algorithm a config's ``policy`` trains with: PPO, or RecurrentPPO (sb3-contrib, an optional extra)."""
+    if not is_recurrent(config):
+        from stable_baselines3 import PPO
+
+        return PPO
+    try:
+        from sb3_contrib import RecurrentPPO
+    except ImportError:
+        raise ConfigError(f"policy {RECURRENT_POLICY} trains with sb3-contrib's RecurrentPPO, which is not "
+                          'installed: pip install -e ".[recurrent]"') from None
+    return RecurrentPPO
+
+
+def ppo_arguments(config: dict[str, Any] | None = None) -> dict[str, inspect.Parameter]:
+    """The algorithm's constructor arguments a config may set (the env, seed, device and logging are the run's):
+    PPO's, or RecurrentPPO's when ``config`` asks for the recurrent policy."""
+    params = dict(inspect.signature(algorithm_class(config or {})).parameters)
+    for internal in ("env", "seed", "device", "tensorboard_log", "verbose", "_init_setup_model"):
         params.pop(internal, None)
     return params
 
 
 def validate_config(config: dict[str, Any]) -> None:
-    ppo_args = ppo_arguments()
+    policy = config.get("policy", FEED_FORWARD_POLICY)
+    if policy not in POLICIES:
+        raise ConfigError(f"hyperparameter 'policy' must be one of {', '.join(POLICIES)}, got {policy!r}")
+    ppo_args = ppo_arguments(config)
     known = set(TRAINING_KEYS) | set(ppo_args) | {"env_id", "seed"}
     for key, value in config.items():
         if key not in known:
+            if key in ppo_arguments():
+                raise ConfigError(f"hyperparameter {key!r} is PPO's; policy {policy} trains with RecurrentPPO, "
+                                  "which takes no such argument")
             raise ConfigError(f"unknown hyperparameter {key!r}{did_you_mean(key, known)}")
         expected = TRAINING_KEYS.get(key)
         numeric_bool = isinstance(value, bool) and expected is not bool  # YAML's true is no number
@@ -79,6 +111,22 @@ def validate_config(config: dict[str, Any]) -> None:
         raise ConfigError(f"policy_kwargs must be a mapping, got {kwargs!r}")
     if "activation_fn" in kwargs and kwargs["activation_fn"] not in ACTIVATIONS:
         raise ConfigError(f"policy_kwargs.activation_fn must be one of {ACTIVATIONS}, got {kwargs['activation_fn']!r}")
+    for key, kind in LSTM_KWARGS.items():
+        if key not in kwargs:
+            continue
+        value = kwargs[key]
+        if policy != RECURRENT_POLICY:
+            raise ConfigError(f"policy_kwargs.{key} is for policy {RECURRENT_POLICY} (an LSTM), not {policy}")
+        whole = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 4096
+        if not (whole if kind is int else isinstance(value, bool)):
+            wanted = "a whole number in [1, 4096]" if kind is int else "true or false"
+            raise ConfigError(f"policy_kwargs.{key} must be {wanted}, got {value!r}")
+    if kwargs.get("shared_lstm", False) and kwargs.get("enable_critic_lstm", True):
+        raise ConfigError("policy_kwargs.shared_lstm: true needs enable_critic_lstm: false (the critic either shares "
+                          "the actor's LSTM or has its own)")
+    if "lstm_kwargs" in kwargs:
+        raise ConfigError("policy_kwargs.lstm_kwargs is not supported: the run format describes the LSTM by "
+                          f"{', '.join(LSTM_KWARGS)} alone")
 
 
 def jump_guard_of(config: dict[str, Any]) -> JumpGuard | None:

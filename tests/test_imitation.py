@@ -31,18 +31,25 @@ def _gap_to_teacher(model: object, venv: object, teacher_name: str, seed: int) -
     teacher.reset(seed)
     venv.seed(seed)  # type: ignore[attr-defined]
     obs = venv.reset()  # type: ignore[attr-defined]
-    starts, gaps = np.ones(venv.num_envs, bool), []  # type: ignore[attr-defined]
+    starts, gaps, memory = np.ones(venv.num_envs, bool), [], None  # type: ignore[attr-defined]
     for _ in range(60):
         wanted, _ = teacher.predict(vecnormalize_of(venv).get_original_obs(), episode_start=starts)
-        acted, _ = model.predict(obs, deterministic=True)  # type: ignore[attr-defined]
+        # A recurrent student carries its memory from day to day (PPO ignores both arguments).
+        acted, memory = model.predict(obs, state=memory, episode_start=starts,  # type: ignore[attr-defined]
+                                      deterministic=True)
         gaps.append(np.abs(wanted - acted).mean())
         obs, _, starts, _ = venv.step(wanted)  # type: ignore[attr-defined]
     return float(np.mean(gaps))
 
 
-@pytest.mark.parametrize("teacher", ["aimd", "ses-standard"])
-def test_cloned_student_acts_like_its_teacher_on_unseen_episodes(teacher: str) -> None:
-    config = resolve_config("ipwarmup/NewIP-v1", None, {**SMALL, "imitate": teacher})
+RECURRENT = {"policy": "MlpLstmPolicy", "policy_kwargs": {**SMALL["policy_kwargs"], "lstm_hidden_size": 16}}
+
+
+@pytest.mark.parametrize("teacher, network", [("aimd", {}), ("ses-standard", {}), ("aimd", RECURRENT)],
+                         ids=["aimd", "ses-standard", "aimd-recurrent"])
+def test_cloned_student_acts_like_its_teacher_on_unseen_episodes(teacher: str, network: dict[str, object]) -> None:
+    """Also through an LSTM: the recurrent student is fitted on whole episodes and acts with its memory carried."""
+    config = resolve_config("ipwarmup/NewIP-v1", None, {**SMALL, "imitate": teacher, **network})
     venv = make_training_env(config, seed=0)
     model = build_model(config, venv, seed=0)
     before = _gap_to_teacher(model, venv, teacher, seed=7)

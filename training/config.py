@@ -24,6 +24,11 @@ constructor arguments:
   export and the runtime alike;
 * ``imitate`` / ``imitate_episodes``: before PPO, clone a baseline's actions (and fit the critic to its returns)
   over that many episodes per env (:mod:`training.imitation`); the baseline must act on the observation alone.
+
+``policy`` is ``MlpPolicy`` (SB3's PPO) or ``MlpLstmPolicy``: sb3-contrib's RecurrentPPO, whose actor and critic
+read the observations through LSTMs (``policy_kwargs``: ``lstm_hidden_size``, ``n_lstm_layers``,
+``shared_lstm``, ``enable_critic_lstm``), installed with the ``recurrent`` extra. Cloning, evaluation, resuming
+and sweeps take either; export to ONNX takes the feed-forward policy only.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from agents.run_config import (  # noqa: F401 (re-exported: the training side's 
     ACTIVATIONS,
     TRAINING_KEYS,
     ConfigError,
+    algorithm_class,
     make_policy_kwargs,
     ppo_arguments,
     validate_config,
@@ -106,12 +112,12 @@ def resolve_config(
 
 
 def build_model(config: dict[str, Any], venv: Any, seed: int, tensorboard_log: str | None = None) -> Any:
-    """A fresh PPO on ``venv`` from a resolved config's PPO arguments (CPU: the MLP is too small for a GPU)."""
-    from stable_baselines3 import PPO
-
-    ppo_kwargs = {k: v for k, v in config.items() if k in ppo_arguments()}
+    """A fresh PPO (or RecurrentPPO, for ``policy: MlpLstmPolicy``) on ``venv`` from a resolved config's arguments
+    (CPU: the networks are too small for a GPU)."""
+    ppo_kwargs = {k: v for k, v in config.items() if k in ppo_arguments(config)}
     ppo_kwargs["policy_kwargs"] = make_policy_kwargs(config)
-    model = PPO(env=venv, seed=seed, device="cpu", verbose=0, tensorboard_log=tensorboard_log, **ppo_kwargs)
+    model = algorithm_class(config)(env=venv, seed=seed, device="cpu", verbose=0, tensorboard_log=tensorboard_log,
+                                    **ppo_kwargs)
     if "initial_share" in config:
         import torch
 

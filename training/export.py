@@ -364,6 +364,7 @@ def export_run(run_dir: str | Path, out: str | Path, scenario: str | None = None
     only then is anything built.
     """
     from agents.ppo import load_run, read_config
+    from agents.run_config import RECURRENT_POLICY, is_recurrent
     from envs.scenario import ScenarioError, get_scenario
 
     out = Path(out)
@@ -385,6 +386,9 @@ def export_run(run_dir: str | Path, out: str | Path, scenario: str | None = None
             get_scenario(env_id, **env_kwargs)
         except ScenarioError as exc:
             raise ExportError(str(exc)) from None
+        if is_recurrent(config):
+            raise ExportError(f"{run_dir} trains policy {RECURRENT_POLICY} (an LSTM): exporting a recurrent policy is "
+                              "not built (its memory would have to travel between a scheduler's daily calls)")
         artifacts = load_run(run_dir, best=best)
         _training_kpis(artifacts.run_dir)  # a malformed metrics.csv is named now, before the work
     except RunError as exc:

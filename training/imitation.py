@@ -73,8 +73,6 @@ def clone_teacher(model: Any, venv: Any, teacher_name: str, episodes: int, seed:
     ``episodes`` episodes per env. The normalizer first watches one episode of the teacher, then stays fixed
     while the days are recorded, so every recorded observation is normalized the same way. Returns the final
     mean squared errors (actions in [-1, 1]; values in normalized reward units)."""
-    import torch
-
     from agents import load_policy
 
     teacher = load_policy(teacher_name, venv)  # the oracles plan on venv's simulator
@@ -93,21 +91,88 @@ def clone_teacher(model: Any, venv: Any, teacher_name: str, episodes: int, seed:
         if normalizer is not None:
             normalizer.training = True
     returns = discounted_returns(rewards, dones, float(model.gamma))
+    if is_recurrent_model(model):
+        return _fit_recurrent(model.policy, episode_sequences(obs, dones), episode_sequences(actions, dones),
+                              episode_sequences(returns, dones), seed)
+    return _fit_feed_forward(model.policy, obs, actions, returns, seed)
+
+
+def is_recurrent_model(model: Any) -> bool:
+    """Whether ``model``'s policy reads its observations through an LSTM (sb3-contrib's RecurrentPPO)."""
+    return hasattr(model.policy, "lstm_actor")
+
+
+def episode_sequences(days: np.ndarray, dones: np.ndarray) -> np.ndarray:
+    """``[days, n, ...]`` recorded from a reset of every env -> ``[episodes x n, horizon, ...]``, one row per episode.
+
+    The batched simulator's episodes all last the scenario's horizon and start together after a reset, so each
+    env's record splits into whole episodes at the same days; anything else is a bug, and raises."""
+    n_days, n = dones.shape
+    horizon = int(np.argmax(dones[:, 0])) + 1
+    expected = np.zeros(horizon, bool)
+    expected[-1] = True
+    if not dones[:, 0].any() or n_days % horizon or not (dones == np.tile(expected, n_days // horizon)[:, None]).all():
+        raise RuntimeError("the teacher's episodes do not all end on the same days; cannot cut them into sequences")
+    shaped = days.reshape(n_days // horizon, horizon, n, *days.shape[2:])
+    return np.swapaxes(shaped, 1, 2).reshape(-1, horizon, *days.shape[2:])
+
+
+def _fit_feed_forward(policy: Any, obs: np.ndarray, actions: np.ndarray, returns: np.ndarray,
+                      seed: int) -> dict[str, float]:
+    """Regress the actor's mean on the teacher's actions and the critic on its returns, day by day."""
+    import torch
+
     x = torch.as_tensor(obs.reshape(-1, obs.shape[-1]))
     a = torch.as_tensor(actions.reshape(-1, actions.shape[-1]))
     g = torch.as_tensor(returns.reshape(-1, 1), dtype=torch.float32)
-    policy = model.policy
+
+    def outputs(batch: Any) -> tuple[Any, Any]:
+        return policy.get_distribution(x[batch]).distribution.mean, policy.predict_values(x[batch])
+
+    return _fit(policy, outputs, a, g, len(x), min(CLONE_BATCH, len(x)), seed)
+
+
+def _fit_recurrent(policy: Any, obs: np.ndarray, actions: np.ndarray, returns: np.ndarray,
+                   seed: int) -> dict[str, float]:
+    """The same regression through the LSTMs, a minibatch being whole episodes (``[episodes, horizon, ...]``), so
+    the memory the clone learns to keep is the one it will have from day 1 on."""
+    import torch
+
+    sequences, horizon = obs.shape[:2]
+    x = torch.as_tensor(obs)
+    a = torch.as_tensor(actions.reshape(sequences, horizon, -1))
+    g = torch.as_tensor(returns.reshape(sequences, horizon, 1), dtype=torch.float32)
+    lstm = policy.lstm_actor
+
+    def outputs(batch: Any) -> tuple[Any, Any]:
+        # sb3-contrib reads a flat batch as sequence after sequence; zero states and no episode start within a
+        # sequence is an episode's own start, and lets one LSTM call run the whole sequence.
+        flat = x[batch].reshape(-1, x.shape[-1])
+        zeros = torch.zeros(lstm.num_layers, len(batch), lstm.hidden_size)
+        starts = torch.zeros(len(flat))
+        distribution, _ = policy.get_distribution(flat, (zeros, zeros), starts)
+        return distribution.distribution.mean, policy.predict_values(flat, (zeros, zeros), starts)
+
+    return _fit(policy, outputs, a, g, sequences, max(1, min(CLONE_BATCH // horizon, sequences)), seed)
+
+
+def _fit(policy: Any, outputs: Any, a: Any, g: Any, rows: int, batch_size: int, seed: int) -> dict[str, float]:
+    """``CLONE_STEPS`` Adam steps on minibatches of ``rows`` (days, or whole episodes) drawn with replacement; the
+    final fit over every row. ``outputs(rows)`` gives the actor's mean actions and the critic's values, flat."""
+    import torch
+
+    mse = torch.nn.functional.mse_loss
     optimizer = torch.optim.Adam(policy.parameters(), lr=CLONE_LEARNING_RATE)
     generator = torch.Generator().manual_seed(seed)
     for _ in range(CLONE_STEPS):
-        batch = torch.randint(len(x), (min(CLONE_BATCH, len(x)),), generator=generator)
-        mean = policy.get_distribution(x[batch]).distribution.mean
-        action_loss = torch.nn.functional.mse_loss(mean, a[batch])
-        value_loss = torch.nn.functional.mse_loss(policy.predict_values(x[batch]), g[batch])
+        batch = torch.randint(rows, (batch_size,), generator=generator)
+        mean, values = outputs(batch)
+        action_loss = mse(mean, a[batch].reshape(mean.shape))
+        value_loss = mse(values, g[batch].reshape(values.shape))
         optimizer.zero_grad()
         (action_loss + value_loss).backward()
         optimizer.step()
     with torch.no_grad():
-        mean = policy.get_distribution(x).distribution.mean
-        return {"action_mse": float(torch.nn.functional.mse_loss(mean, a)),
-                "value_mse": float(torch.nn.functional.mse_loss(policy.predict_values(x), g))}
+        mean, values = outputs(torch.arange(rows))
+        return {"action_mse": float(mse(mean, a.reshape(mean.shape))),
+                "value_mse": float(mse(values, g.reshape(values.shape)))}

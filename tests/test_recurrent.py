@@ -1,0 +1,117 @@
+"""The recurrent policy (``policy: MlpLstmPolicy``, sb3-contrib's RecurrentPPO): configured, trained, cloned, saved,
+loaded and played with its memory carried from day to day; refused where it is not built (export)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from agents.ppo import OBS_SIZE, RunPolicy, _mlp_parameters, load_run, model_from_config
+from evaluation.episodes import run_episodes
+from training.config import ConfigError, resolve_config
+from training.export import ExportError, export_run
+from training.imitation import episode_sequences
+from training.run import train
+
+NETWORK = {"net_arch": [32], "activation_fn": "tanh", "log_std_init": -1.0, "lstm_hidden_size": 16}
+SMALL = {"policy": "MlpLstmPolicy", "policy_kwargs": NETWORK, "n_envs": 4, "n_steps": 16, "batch_size": 32,
+         "n_epochs": 1, "eval_freq": 64, "eval_episodes": 2, "save_freq": 64, "env_kwargs": {"horizon": 12}}
+
+
+@pytest.mark.parametrize("overrides, problem", [
+    ({"policy": "CnnPolicy"}, "must be one of MlpPolicy, MlpLstmPolicy"),
+    ({"policy_kwargs": {"lstm_hidden_size": 16}}, "is for policy MlpLstmPolicy"),
+    ({"policy": "MlpLstmPolicy", "policy_kwargs": {"lstm_hidden_size": 0}}, "whole number in"),
+    ({"policy": "MlpLstmPolicy", "policy_kwargs": {"n_lstm_layers": True}}, "whole number in"),
+    ({"policy": "MlpLstmPolicy", "policy_kwargs": {"enable_critic_lstm": "no"}}, "true or false"),
+    ({"policy": "MlpLstmPolicy", "policy_kwargs": {"shared_lstm": True}}, "needs enable_critic_lstm: false"),
+    ({"policy": "MlpLstmPolicy", "policy_kwargs": {"lstm_kwargs": {"dropout": 0.5}}}, "not supported"),
+    ({"policy": "MlpLstmPolicy", "rollout_buffer_kwargs": {}}, "is PPO's"),
+])
+def test_a_bad_recurrent_config_is_refused_by_name(overrides: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        resolve_config("ipwarmup/NewIP-v1", None, overrides)
+
+
+def test_without_sb3_contrib_the_recurrent_policy_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "sb3_contrib", None)  # import sb3_contrib now raises ImportError
+    with pytest.raises(ConfigError, match=r"not installed: pip install -e \"\.\[recurrent\]\""):
+        resolve_config("ipwarmup/NewIP-v1", None, {"policy": "MlpLstmPolicy"})
+    resolve_config("ipwarmup/NewIP-v1", None, {})  # the feed-forward policy does not need it
+
+
+@pytest.mark.parametrize("lstm", [{}, {"n_lstm_layers": 2}, {"shared_lstm": True, "enable_critic_lstm": False},
+                                  {"enable_critic_lstm": False}], ids=["default", "two-layers", "shared", "no-critic"])
+def test_the_network_size_a_config_describes_is_the_one_sb3_contrib_builds(lstm: dict[str, Any]) -> None:
+    """Loading a run checks the checkpoint against this count before building anything (a crafted config.yaml
+    could otherwise ask for billions of weights); a wrong count would refuse every honest recurrent run."""
+    config = resolve_config("ipwarmup/NewIP-v1", None, {"policy": "MlpLstmPolicy",
+                                                       "policy_kwargs": {**NETWORK, **lstm}})
+    model = model_from_config(config, OBS_SIZE, Path("config.yaml"))
+    assert _mlp_parameters(config, OBS_SIZE) == sum(p.numel() for p in model.policy.parameters())
+
+
+def test_episode_sequences_cut_each_env_s_record_into_its_episodes() -> None:
+    days, n, horizon = 6, 2, 3
+    record = np.arange(days * n).reshape(days, n)  # value = day * n + env
+    dones = np.zeros((days, n), bool)
+    dones[horizon - 1 :: horizon] = True
+    sequences = episode_sequences(record, dones)
+    assert sequences.tolist() == [[0, 2, 4], [1, 3, 5], [6, 8, 10], [7, 9, 11]]
+    dones[1, 1] = True  # env 1's first episode ends early: not the batched simulator's record
+    with pytest.raises(RuntimeError, match="same days"):
+        episode_sequences(record, dones)
+
+
+@pytest.fixture(scope="module")
+def recurrent_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny recurrent run, cloned from AIMD first, trained then resumed to twice its steps."""
+    out = tmp_path_factory.mktemp("recurrent") / "run"
+    train("ipwarmup/NewIP-v1", 0, out, 64, overrides={**SMALL, "imitate": "aimd", "imitate_episodes": 1},
+          tensorboard=False)
+    return train(None, 0, None, 128, resume=out, tensorboard=False)
+
+
+def _actions(policy: RunPolicy, forget: bool) -> np.ndarray:
+    """The run's actions over one NewIP episode, with its memory carried (or reset every day when ``forget``)."""
+    import gymnasium
+
+    env = gymnasium.make("ipwarmup/NewIP-v1", horizon=12)
+    obs, _ = env.reset(seed=5)
+    policy.reset()
+    actions = []
+    for day in range(12):
+        action, _ = policy.predict(obs[None], episode_start=np.array([forget or day == 0]))
+        actions.append(action[0])
+        obs, *_ = env.step(action[0])
+    return np.array(actions)
+
+
+def test_a_recurrent_run_trains_resumes_and_plays_with_its_memory(recurrent_run: Path) -> None:
+    artifacts = load_run(recurrent_run, best=False)
+    assert artifacts.model.num_timesteps == 128 and (recurrent_run / "imitation.json").exists()
+    policy = RunPolicy(artifacts)
+    remembered = _actions(policy, forget=False)
+    np.testing.assert_array_equal(remembered, _actions(policy, forget=False))  # reset() forgets everything
+    assert not np.allclose(remembered[1:], _actions(policy, forget=True)[1:])  # the memory changes what it does
+    first = [k["return"] for k in run_episodes(policy, "ipwarmup/NewIP-v1", range(3), {"horizon": 12})]
+    again = [k["return"] for k in run_episodes(policy, "ipwarmup/NewIP-v1", range(3), {"horizon": 12})]
+    assert first == again and all(np.isfinite(first))
+
+
+def test_a_recurrent_policy_takes_a_new_batch_of_envs_with_fresh_memory(recurrent_run: Path) -> None:
+    policy = RunPolicy(load_run(recurrent_run))
+    obs = np.zeros((2, OBS_SIZE), np.float32)
+    policy.predict(obs, episode_start=np.ones(2, bool))
+    action, _ = policy.predict(np.zeros((3, OBS_SIZE), np.float32), episode_start=np.zeros(3, bool))
+    assert action.shape[0] == 3 and policy.memory[0].shape[1] == 3
+
+
+def test_exporting_a_recurrent_run_is_refused_in_one_line(recurrent_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="exporting a recurrent policy is not built"):
+        export_run(recurrent_run, tmp_path / "card")
+    assert not (tmp_path / "card").exists() or not any((tmp_path / "card").iterdir())
