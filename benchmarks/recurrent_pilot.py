@@ -3,8 +3,8 @@
 The sender sees its IP's reputation only through noisy, lagged signals (deferrals, opens, weekly dashboards), so a
 policy with memory might read it better than one that sees a single day (issue 13). This measures that and nothing
 else: both learners train on the same configuration (``--env``'s entry in ``configs/ppo.yml``, with ``imitate``
-removed, because cloning a baseline into an LSTM is not built, and the learning rate PPO uses from scratch), the
-same seed and the same number of steps, and both act through the same jump guard and normalization. Each is then
+removed and the learning rate PPO uses from scratch; the recurrent one with ``policy: MlpLstmPolicy``), the same
+seed and the same number of steps, and both act as a saved run does (``agents.ppo.RunPolicy``). Each is then
 played on the standard suite's envs on seeds that neither training nor the suite uses, and the report gives per
 env the mean return of each and of ``aimd``, with the paired difference (recurrent - feed-forward, mean [95% CI],
 seeds won).
@@ -32,7 +32,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from core.guard import GuardedSends  # noqa: E402
 from core.util import atomic_write_text  # noqa: E402
 from evaluation.kpis import mean_ci  # noqa: E402
 from evaluation.suite import get_suite  # noqa: E402
@@ -44,69 +43,25 @@ FROM_SCRATCH_LEARNING_RATE = 3e-4
 LSTM_HIDDEN = 64
 
 
-class GuardedActor:
-    """A trained SB3 model (recurrent or not) as the episode loop plays it: the training run's frozen observation
-    normalization, the model's deterministic action with its memory carried from day to day, then the jump guard
-    the run trained with, read from the raw observations as ``RunPolicy`` does."""
-
-    def __init__(self, model: Any, venv: Any, guard: Any) -> None:
-        from training.vec_env import vecnormalize_of
-
-        self.model = model
-        self.normalizer = vecnormalize_of(venv)
-        self.guard = None if guard is None else GuardedSends(guard)
-        self.memory: Any = None
-
-    def reset(self, seed: int | None = None) -> None:
-        self.memory = None
-        if self.guard is not None:
-            self.guard.reset()
-
-    def predict(self, observation: np.ndarray, state: Any = None, episode_start: np.ndarray | None = None,
-                deterministic: bool = True) -> tuple[np.ndarray, Any]:
-        raw = np.asarray(observation, np.float32)
-        obs = self.normalizer.normalize_obs(raw) if self.normalizer is not None else raw
-        action, self.memory = self.model.predict(obs, state=self.memory, episode_start=episode_start,
-                                                 deterministic=True)
-        if self.guard is not None:
-            action = self.guard.observed(action, raw, episode_start)
-        return action, None
-
-
-def pilot_config(env_id: str) -> dict[str, Any]:
-    """The env's training configuration, from scratch (no cloning) at PPO's from-scratch learning rate."""
-    from training.config import resolve_config
+def pilot_configs(env_id: str) -> dict[str, dict[str, Any]]:
+    """The env's training configuration from scratch (no cloning, PPO's from-scratch learning rate), as PPO's
+    and as the recurrent policy's (``policy: MlpLstmPolicy``, an LSTM of ``LSTM_HIDDEN`` units before each of the
+    actor's and the critic's MLPs; sb3-contrib's default is 256, 64 matches the feed-forward layers)."""
+    from training.config import ConfigError, resolve_config
 
     config = resolve_config(env_id, None, {"learning_rate": FROM_SCRATCH_LEARNING_RATE})
     config.pop("imitate", None)
     for key, neutral in (("frame_stack", 1), ("initial_share", None)):
         if config.get(key, neutral) != neutral:
             raise SystemExit(f"recurrent_pilot: {env_id}'s configuration sets {key}, which only PPO would get")
-    return config
-
-
-def train_recurrent(config: dict[str, Any], venv: Any, seed: int) -> Any:
-    """RecurrentPPO with every PPO argument of the configuration it shares, and sb3-contrib's default architecture:
-    the actor and the critic each read the normalized observation through an LSTM of their own (``LSTM_HIDDEN``
-    units; sb3-contrib's default is 256, 64 matches the feed-forward layers), then the same MLP as PPO's."""
-    import inspect
-
-    from sb3_contrib import RecurrentPPO
-
-    from agents.run_config import ppo_arguments
-    from training.config import make_policy_kwargs
-
-    accepted = set(inspect.signature(RecurrentPPO.__init__).parameters)
-    shared = set(ppo_arguments()) - {"policy_kwargs"}
-    arguments = {k: v for k, v in config.items() if k in shared}
-    unsupported = sorted(set(arguments) - accepted)
-    if unsupported:
-        raise SystemExit(f"recurrent_pilot: RecurrentPPO takes no {', '.join(unsupported)}; the comparison would be "
-                         "unequal")
-    arguments.pop("policy", None)
-    policy_kwargs = {**make_policy_kwargs(config), "lstm_hidden_size": LSTM_HIDDEN}
-    return RecurrentPPO("MlpLstmPolicy", venv, seed=seed, device="cpu", verbose=0, policy_kwargs=policy_kwargs,
-                        **arguments)
+    network = {**(config.get("policy_kwargs") or {}), "lstm_hidden_size": LSTM_HIDDEN}
+    try:
+        recurrent = resolve_config(env_id, None, {**{k: v for k, v in config.items() if k != "env_id"},
+                                                  "policy": "MlpLstmPolicy", "policy_kwargs": network})
+    except ConfigError as exc:
+        raise SystemExit(f"recurrent_pilot: {exc}; the comparison would be unequal") from None
+    recurrent.pop("imitate", None)
+    return {"ppo": config, "recurrent": recurrent}
 
 
 def play(actor: Any, env_spec: str, seeds: range) -> list[float]:
@@ -135,26 +90,25 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from agents import load_policy
-    from agents.run_config import jump_guard_of
     from training.config import build_model
-    from training.run import make_training_env
+    from training.run import live_policy, make_training_env
 
     torch.set_num_threads(1)
-    config = pilot_config(args.env)
+    configs = pilot_configs(args.env)
     seeds = range(PILOT_SEED_BASE, PILOT_SEED_BASE + args.episodes)
     envs = get_suite("standard").envs
     returns: dict[str, dict[str, list[float]]] = {}
-    for name in ("ppo", "recurrent"):
+    for name, config in configs.items():
         venv = make_training_env(config, seed=args.seed)
-        model = build_model(config, venv, seed=args.seed) if name == "ppo" else train_recurrent(config, venv,
-                                                                                                 args.seed)
+        model = build_model(config, venv, seed=args.seed)
         start = time.time()
         model.learn(args.n_timesteps)
         seconds = time.time() - start
         print(f"{name}: {args.n_timesteps:,} steps in {seconds:.0f} s ({args.n_timesteps / seconds:,.0f} steps/s)",
               file=sys.stderr, flush=True)
         venv.training = False
-        actor = GuardedActor(model, venv, jump_guard_of(config))
+        # As a saved run plays: frozen normalization, the LSTM's memory carried day to day, then the jump guard.
+        actor = live_policy(model, venv, config, Path(f"<{name}>"))
         returns[name] = {env: play(actor, env, seeds) for env in envs}
     returns["aimd"] = {env: play(load_policy("aimd"), env, seeds) for env in envs}
     print(report(returns, envs))
