@@ -93,6 +93,11 @@ LEARNED_VARIANCE = 1e-5
 about 1e-8). The narrowest tier of a varied list has a variance near 1.6e-4, and a short run samples few lists."""
 SCHEMA_VERSION = 4  # 4: the jump guard; 3: simulator v1 (67 features: dashboards, account-wide SES rates)
 """Version of the policy card and of the ONNX graph's interface; a runtime refuses any other."""
+RECURRENT_SCHEMA_VERSION = 5
+"""A recurrent policy's card (``memory: "lstm"``): its graph reads every day of the warm-up so far, day 0 first,
+and keeps no state between calls. Feed-forward cards keep :data:`SCHEMA_VERSION`, so runtimes that predate memory
+refuse the recurrent card instead of feeding its graph one day."""
+MEMORY_LSTM = "lstm"
 CARD_FILE = "policy.json"
 ONNX_FILE = "policy.onnx"
 INPUT_NAME = "observations"
@@ -530,6 +535,8 @@ class Runtime:
         self.session = session
         self.providers: tuple[str, ...] = tuple(card["providers"])
         self.frame_stack = int(card["frame_stack"])
+        self.memory = card.get("memory") == MEMORY_LSTM
+        """A recurrent graph: it reads every day from the warm-up's day 0, not the last ``frame_stack``."""
         self.fbl = np.array([bool(card["feedback_loop"][p]) for p in self.providers])
         self.n_features = len(card["observation"]["features"])
         self.guard = guard_of_card(card, card_path)
@@ -538,16 +545,20 @@ class Runtime:
         """False for a policy trained on one fixed list: it never saw the audience vary, so a real list's
         composition would land far outside its training range; recommend() then ignores it (see ``ignored``)."""
 
+    def frames(self, history: History) -> int:
+        """How many days the graph reads: the last ``frame_stack``, or a recurrent graph's every day since day 0."""
+        return history.days + 1 if self.memory else self.frame_stack
+
     def act(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Actions and shares ``[n, P]`` for raw observation histories ``[n, frame_stack, n_features]``."""
+        """Actions and shares ``[n, P]`` for raw observation histories ``[n, frames, n_features]``."""
         x = np.ascontiguousarray(frames, dtype=np.float32)
         action, share = self.session.run((ACTION_OUTPUT, SHARE_OUTPUT), {INPUT_NAME: x})
         return action, share
 
     def observations(self, history: History, demand_hint: np.ndarray | None = None,
                      audience: Mapping[str, float] | None = None) -> np.ndarray:
-        """The graph input for one history: ``[frame_stack, n_features]``."""
-        return observations(history, self.fbl, self.frame_stack, demand_hint, audience)
+        """The graph input for one history: ``[frames, n_features]`` (:meth:`frames`)."""
+        return observations(history, self.fbl, self.frames(history), demand_hint, audience)
 
     def recommend(self, history: History | Iterable[Mapping[str, Any]], *,
                   start: dt.date | str | None = None, demand: Mapping[str, float] | None = None,
@@ -577,7 +588,7 @@ class Runtime:
         if history.providers != self.providers:
             raise HistoryError(f"history providers {history.providers} differ from the card's {self.providers}")
         hint = None if demand is None else np.array([float(demand.get(p, math.nan)) for p in self.providers])
-        obs = _observations(history, self.fbl, self.frame_stack, hint, tiers)
+        obs = _observations(history, self.fbl, self.frames(history), hint, tiers)
         action, _ = self.act(obs[None])
         available = self._available(history, demand)
         guard_caps = None
@@ -628,9 +639,14 @@ def _check_card(card: Any, path: Path) -> None:
     if not isinstance(card, dict):
         raise CardError(f"{path} is not a policy card (a JSON object)")
     version = card.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in (SCHEMA_VERSION, RECURRENT_SCHEMA_VERSION) or isinstance(version, bool):
         raise CardError(f"{path} has schema_version {shorten(version)}; this runtime reads schema_version "
-                        f"{SCHEMA_VERSION} (re-export the policy with this version of ipwarmup)")
+                        f"{SCHEMA_VERSION} (and {RECURRENT_SCHEMA_VERSION} for a recurrent policy; re-export the "
+                        "policy with this version of ipwarmup)")
+    memory = card.get("memory")
+    if (version == RECURRENT_SCHEMA_VERSION) != (memory == MEMORY_LSTM) or memory not in (None, MEMORY_LSTM):
+        raise CardError(f"{path}: schema_version {version} goes with memory "
+                        f"{MEMORY_LSTM if version == RECURRENT_SCHEMA_VERSION else None!r}, got {shorten(memory)}")
     for key in ("providers", "frame_stack", "observation", "feedback_loop", "onnx", "jump_guard"):
         if key not in card:
             raise CardError(f"{path} has no {key!r} entry")
@@ -642,6 +658,8 @@ def _check_card(card: Any, path: Path) -> None:
     frames = card["frame_stack"]
     if not isinstance(frames, int) or isinstance(frames, bool) or not 1 <= frames <= MAX_FRAME_STACK:
         raise CardError(f"{path}: frame_stack must be a whole number in [1, {MAX_FRAME_STACK}], got {shorten(frames)}")
+    if memory is not None and frames != 1:
+        raise CardError(f"{path}: a recurrent policy reads one frame a day, got frame_stack {frames}")
     fbl = card["feedback_loop"]
     if not isinstance(fbl, dict) or set(fbl) != set(providers) or not all(isinstance(v, bool) for v in fbl.values()):
         raise CardError(f"{path}: feedback_loop must map every provider to true or false, got {shorten(fbl)}")
@@ -733,10 +751,11 @@ def load(card_path: str | Path, onnx_path: str | Path | None = None) -> Runtime:
     session = _session(model, onnx_file)
     meta = session.get_modelmeta().custom_metadata_map
     checks = {
-        "schema_version": str(SCHEMA_VERSION),
+        "schema_version": str(card["schema_version"]),
         "providers": json.dumps(list(card["providers"])),
         "frame_stack": str(card["frame_stack"]),
         "features": json.dumps(feature_names(card["providers"])),
+        "memory": card.get("memory"),  # absent from a feed-forward graph
     }
     for key, value in checks.items():
         found = meta.get(METADATA_PREFIX + key)
@@ -745,7 +764,7 @@ def load(card_path: str | Path, onnx_path: str | Path | None = None) -> Runtime:
                             f"{shorten(value)}")
     _check_features(card, card_path)
     inputs = session.get_inputs()
-    expected_shape = [card["frame_stack"], len(feature_names(card["providers"]))]
+    expected_shape = ["days" if card.get("memory") else card["frame_stack"], len(feature_names(card["providers"]))]
     if [i.name for i in inputs] != [INPUT_NAME] or list(inputs[0].shape[1:]) != expected_shape:
         raise CardError(f"{onnx_file} has inputs {shorten([(i.name, i.shape) for i in inputs])}, not "
                         f"{INPUT_NAME} [batch, {expected_shape[0]}, {expected_shape[1]}]")
@@ -756,17 +775,21 @@ class RuntimePolicy:
     """An exported policy behind SB3's ``predict`` on simulator observations ``[n, n_features]``.
 
     Keeps the last ``frame_stack`` raw observations per env (NaN-padded after an episode start, which the
-    graph turns into the zero frames VecFrameStack shows), so it acts exactly like ``agents.ppo.RunPolicy``.
+    graph turns into the zero frames VecFrameStack shows), or for a recurrent graph every observation since the
+    episode started, so it acts like ``agents.ppo.RunPolicy`` (to float32 rounding).
     """
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.buffer: np.ndarray | None = None
+        self.episodes: list[list[np.ndarray]] = []
+        """A recurrent graph's input: each env's observations since its episode started."""
         self.guard = None if runtime.guard is None else GuardedSends(runtime.guard)
 
     def reset(self, seed: int | None = None) -> None:
         """Forget the frame and send history (evaluation calls this per episode; the policy has no randomness)."""
         self.buffer = None
+        self.episodes = []
         if self.guard is not None:
             self.guard.reset()
 
@@ -775,6 +798,13 @@ class RuntimePolicy:
         obs = np.asarray(observation, np.float32)
         single = obs.ndim == 1
         batch = obs[None] if single else obs
+        action = self._act_episodes(batch, episode_start) if self.runtime.memory else self._act_frames(batch,
+                                                                                                     episode_start)
+        if self.guard is not None:
+            action = self.guard.observed(action, batch, episode_start)
+        return (action[0] if single else action), state
+
+    def _act_frames(self, batch: np.ndarray, episode_start: np.ndarray | None) -> np.ndarray:
         n, size = batch.shape
         k = self.runtime.frame_stack
         if self.buffer is None or self.buffer.shape[0] != n:
@@ -783,10 +813,25 @@ class RuntimePolicy:
             self.buffer[np.asarray(episode_start, bool)] = np.nan
         self.buffer[:, :-1] = self.buffer[:, 1:]
         self.buffer[:, -1] = batch
-        action, _ = self.runtime.act(self.buffer)
-        if self.guard is not None:
-            action = self.guard.observed(action, batch, episode_start)
-        return (action[0] if single else action), state
+        return self.runtime.act(self.buffer)[0]
+
+    def _act_episodes(self, batch: np.ndarray, episode_start: np.ndarray | None) -> np.ndarray:
+        """A recurrent graph reads each env's whole episode so far; envs whose episodes are as long go together."""
+        n = len(batch)
+        starts = np.ones(n, bool) if len(self.episodes) != n else (
+            np.zeros(n, bool) if episode_start is None else np.asarray(episode_start, bool))
+        if len(self.episodes) != n:
+            self.episodes = [[] for _ in range(n)]
+        for i in range(n):
+            if starts[i]:
+                self.episodes[i] = []
+            self.episodes[i].append(batch[i])
+        action = np.empty((n, len(self.runtime.providers)), np.float32)
+        lengths = np.array([len(e) for e in self.episodes])
+        for length in np.unique(lengths):
+            rows = np.flatnonzero(lengths == length)
+            action[rows] = self.runtime.act(np.stack([np.stack(self.episodes[i]) for i in rows]))[0]
+        return action
 
 
 def load_card_policy(path: str | Path, env: Any = None) -> RuntimePolicy:

@@ -1,5 +1,5 @@
 """The recurrent policy (``policy: MlpLstmPolicy``, sb3-contrib's RecurrentPPO): configured, trained, cloned, saved,
-loaded and played with its memory carried from day to day; refused where it is not built (export)."""
+loaded and played with its memory carried from day to day, and exported to an ONNX graph the runtime plays."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from agents.ppo import OBS_SIZE, RunPolicy, _mlp_parameters, load_run, model_from_config
 from evaluation.episodes import run_episodes
 from training.config import ConfigError, resolve_config
-from training.export import ExportError, export_run
+from training.export import export_run
 from training.imitation import episode_sequences
 from training.run import train
 
@@ -111,7 +111,49 @@ def test_a_recurrent_policy_takes_a_new_batch_of_envs_with_fresh_memory(recurren
     assert action.shape[0] == 3 and policy.memory[0].shape[1] == 3
 
 
-def test_exporting_a_recurrent_run_is_refused_in_one_line(recurrent_run: Path, tmp_path: Path) -> None:
-    with pytest.raises(ExportError, match="exporting a recurrent policy is not built"):
-        export_run(recurrent_run, tmp_path / "card")
-    assert not (tmp_path / "card").exists() or not any((tmp_path / "card").iterdir())
+def test_the_exported_recurrent_graph_acts_like_the_run_through_the_runtime(recurrent_run: Path,
+                                                                            tmp_path: Path) -> None:
+    """The ONNX graph reads the whole warm-up so far through the same LSTM: the runtime (no torch) plays episodes
+    as the torch policy does, to float32 rounding, and a scheduler's recommend() gets the same first day."""
+    from deploy import runtime as rt
+
+    result = export_run(recurrent_run, tmp_path / "card", days=12)
+    assert result.card["schema_version"] == rt.RECURRENT_SCHEMA_VERSION and result.card["memory"] == "lstm"
+    torch_policy, onnx_policy = RunPolicy(load_run(recurrent_run)), rt.load_card_policy(tmp_path / "card")
+    for seed in (1, 2):
+        played = []
+        for policy in (torch_policy, onnx_policy):
+            policy.reset()
+            played.append(_episode_actions(policy, seed))
+        np.testing.assert_allclose(played[1], played[0], atol=2e-5)
+    assert result.schedule.caps.shape == (12, 5)
+
+
+def _episode_actions(policy: Any, seed: int) -> np.ndarray:
+    """Actions over one 12-day NewIP episode, two envs batched (the second one seed later)."""
+    import gymnasium
+
+    envs = [gymnasium.make("ipwarmup/NewIP-v1", horizon=12) for _ in range(2)]
+    obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
+    actions = []
+    for day in range(12):
+        action, _ = policy.predict(obs, episode_start=np.full(2, day == 0))
+        actions.append(action)
+        obs = np.stack([env.step(a)[0] for env, a in zip(envs, action, strict=True)])
+    return np.array(actions)
+
+
+def test_a_recurrent_card_is_refused_by_name_when_its_memory_entry_is_wrong(recurrent_run: Path,
+                                                                            tmp_path: Path) -> None:
+    import json
+
+    from deploy import runtime as rt
+
+    export_run(recurrent_run, tmp_path / "card", days=3)
+    card_path = tmp_path / "card" / rt.CARD_FILE
+    card = json.loads(card_path.read_text())
+    for key, value, problem in (("memory", None, "goes with memory 'lstm'"), ("frame_stack", 2, "one frame a day"),
+                                ("schema_version", 4, "goes with memory None")):
+        card_path.write_text(json.dumps({**card, key: value}))
+        with pytest.raises(rt.CardError, match=problem):
+            rt.load(card_path)

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from agents.ppo import METRICS_FILE, RunArtifacts, RunError, read_metrics
-from agents.run_config import jump_guard_of
+from agents.run_config import is_recurrent, jump_guard_of
 from core.actions import DECODING_FORMULA, LOG10_SHARE_SCALE, MIN_SHARE, action_to_share
 from core.features import AUDIENCE_FEATURES, FEATURES_BY_NAME, feature_names
 from core.guard import MARGIN, SLACK_EMAILS, JumpGuard
@@ -100,6 +100,10 @@ def build_onnx(artifacts: RunArtifacts, providers: Sequence[str]) -> Any:
     if not isinstance(policy.action_dist, gaussian) or policy.squash_output:
         raise ExportError("only Gaussian (or gSDE), unsquashed action distributions can be exported")
     k = artifacts.frame_stack
+    memory = is_recurrent(artifacts.config)
+    if memory and k != 1:
+        raise ExportError(f"a recurrent policy with frame_stack {k} cannot be exported: its graph reads one frame "
+                          "a day")
     names = feature_names(providers)
     size = len(names)
     if policy.observation_space.shape != (k * size,):
@@ -126,8 +130,13 @@ def build_onnx(artifacts: RunArtifacts, providers: Sequence[str]) -> Any:
         helper.make_node("Div", ["centred", "obs_std"], ["scaled"]),
         helper.make_node("Clip", ["scaled", "obs_clip_low", "obs_clip_high"], ["clipped"]),
         helper.make_node("Where", ["missing", "zero", "clipped"], ["normalized"]),
-        helper.make_node("Flatten", ["normalized"], ["h0"], axis=1),
     ]
+    if memory:
+        lstm_inits, lstm_nodes = _lstm_nodes(policy.lstm_actor, "normalized", "h0")
+        inits += lstm_inits
+        nodes += lstm_nodes
+    else:
+        nodes.append(helper.make_node("Flatten", ["normalized"], ["h0"], axis=1))
     layers = list(policy.mlp_extractor.policy_net) + [policy.action_net]
     x = "h0"
     for i, layer in enumerate(layers):
@@ -149,7 +158,7 @@ def build_onnx(artifacts: RunArtifacts, providers: Sequence[str]) -> Any:
     n_actions = len(providers)
     graph = helper.make_graph(
         nodes, "ipwarmup_policy",
-        [helper.make_tensor_value_info(rt.INPUT_NAME, TensorProto.FLOAT, ["batch", k, size])],
+        [helper.make_tensor_value_info(rt.INPUT_NAME, TensorProto.FLOAT, ["batch", "days" if memory else k, size])],
         [helper.make_tensor_value_info(rt.ACTION_OUTPUT, TensorProto.FLOAT, ["batch", n_actions]),
          helper.make_tensor_value_info(rt.SHARE_OUTPUT, TensorProto.FLOAT, ["batch", n_actions])],
         inits,
@@ -157,15 +166,44 @@ def build_onnx(artifacts: RunArtifacts, providers: Sequence[str]) -> Any:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="ipwarmup")
     model.ir_version = 8  # readable by onnxruntime >= 1.14
     metadata = {
-        "schema_version": str(rt.SCHEMA_VERSION),
+        "schema_version": str(rt.RECURRENT_SCHEMA_VERSION if memory else rt.SCHEMA_VERSION),
         "providers": json.dumps(list(providers)),
         "frame_stack": str(k),
         "features": json.dumps(names),
     }
+    if memory:
+        metadata["memory"] = rt.MEMORY_LSTM
     for key, value in metadata.items():
         model.metadata_props.add(key=rt.METADATA_PREFIX + key, value=value)
     onnx.checker.check_model(model)
     return model
+
+
+def _lstm_nodes(lstm: Any, x: str, out: str) -> tuple[list[Any], list[Any]]:
+    """ONNX LSTM nodes for a torch ``nn.LSTM``: ``x`` ``[batch, days, features]`` in, ``out`` ``[batch, hidden]``,
+    the last day's hidden state of the last layer, from zero states on day 0 (a warm-up's start)."""
+    from onnx import helper, numpy_helper
+
+    hidden = int(lstm.hidden_size)
+    # torch stacks the gates as input, forget, cell, output; ONNX as input, output, forget, cell.
+    order = np.concatenate([np.arange(g * hidden, (g + 1) * hidden) for g in (0, 3, 1, 2)])
+    inits = [numpy_helper.from_array(np.array([1], np.int64), "axis_1"),
+             numpy_helper.from_array(np.array([0], np.int64), "axis_0")]
+    nodes = [helper.make_node("Transpose", [x], ["days_first"], perm=[1, 0, 2])]
+    sequence = "days_first"
+    for layer in range(int(lstm.num_layers)):
+        weight = {name: getattr(lstm, f"{name}_l{layer}").detach().cpu().numpy()[order].astype(np.float32)
+                  for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+        inits += [numpy_helper.from_array(weight["weight_ih"][None], f"lstm{layer}_W"),
+                  numpy_helper.from_array(weight["weight_hh"][None], f"lstm{layer}_R"),
+                  numpy_helper.from_array(np.concatenate([weight["bias_ih"], weight["bias_hh"]])[None],
+                                          f"lstm{layer}_B")]
+        nodes += [helper.make_node("LSTM", [sequence, f"lstm{layer}_W", f"lstm{layer}_R", f"lstm{layer}_B"],
+                                   [f"lstm{layer}_Y", f"lstm{layer}_Y_h"], hidden_size=hidden),
+                  helper.make_node("Squeeze", [f"lstm{layer}_Y", "axis_1"], [f"lstm{layer}_out"])]
+        sequence = f"lstm{layer}_out"
+    nodes.append(helper.make_node("Squeeze", [f"lstm{int(lstm.num_layers) - 1}_Y_h", "axis_0"], [out]))
+    return inits, nodes
 
 
 # --------------------------------------------------------------------------------------------- policy card
@@ -197,17 +235,22 @@ def policy_card(artifacts: RunArtifacts, onnx_sha256: str, providers: Sequence[s
             "var": float(norm.var[i]),
         })
     clip = float(norm.clip)
-    return {
-        "schema_version": rt.SCHEMA_VERSION,
+    memory = is_recurrent(artifacts.config)
+    frames = (f"{rt.INPUT_NAME}: float32 [batch, days, {len(names)}], raw observations of every day of the warm-up "
+              "so far, day 0 (the start, nothing sent) first; the graph's LSTM reads them all on each call and "
+              "keeps no state" if memory else
+              f"{rt.INPUT_NAME}: float32 [batch, {artifacts.frame_stack}, {len(names)}], raw observations "
+              "of the last frame_stack days, oldest first")
+    card: dict[str, Any] = {
+        "schema_version": rt.RECURRENT_SCHEMA_VERSION if memory else rt.SCHEMA_VERSION,
         "kind": "ipwarmup policy card",
         "providers": list(providers),
         "feedback_loop": {p: bool(f) for p, f in zip(providers, fbl, strict=True)},
         "frame_stack": artifacts.frame_stack,
         "observation": {
             "size": len(names),
-            "input": f"{rt.INPUT_NAME}: float32 [batch, {artifacts.frame_stack}, {len(names)}], raw observations "
-                     "of the last frame_stack days, oldest first; NaN = unknown (replaced by the training mean); "
-                     "an all-NaN frame = no earlier day (episode start)",
+            "input": f"{frames}; NaN = unknown (replaced by the training mean); an all-NaN frame = no earlier day "
+                     "(episode start)",
             "statistics": {"required": list(rt.REQUIRED_COLUMNS), "optional": list(rt.OPTIONAL_COLUMNS)},
             "audience": {
                 "tiers": list(rt.AUDIENCE_TIERS),
@@ -246,6 +289,9 @@ def policy_card(artifacts: RunArtifacts, onnx_sha256: str, providers: Sequence[s
         "onnx": {"file": rt.ONNX_FILE, "sha256": onnx_sha256, "opset": OPSET},
         "jump_guard": _guard_entry(jump_guard_of(artifacts.config), providers),
     }
+    if memory:
+        card["memory"] = rt.MEMORY_LSTM
+    return card
 
 
 def _guard_entry(guard: JumpGuard | None, providers: Sequence[str]) -> dict[str, Any] | None:
@@ -364,7 +410,6 @@ def export_run(run_dir: str | Path, out: str | Path, scenario: str | None = None
     only then is anything built.
     """
     from agents.ppo import load_run, read_config
-    from agents.run_config import RECURRENT_POLICY, is_recurrent
     from envs.scenario import ScenarioError, get_scenario
 
     out = Path(out)
@@ -386,9 +431,6 @@ def export_run(run_dir: str | Path, out: str | Path, scenario: str | None = None
             get_scenario(env_id, **env_kwargs)
         except ScenarioError as exc:
             raise ExportError(str(exc)) from None
-        if is_recurrent(config):
-            raise ExportError(f"{run_dir} trains policy {RECURRENT_POLICY} (an LSTM): exporting a recurrent policy is "
-                              "not built (its memory would have to travel between a scheduler's daily calls)")
         artifacts = load_run(run_dir, best=best)
         _training_kpis(artifacts.run_dir)  # a malformed metrics.csv is named now, before the work
     except RunError as exc:
