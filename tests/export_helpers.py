@@ -12,6 +12,10 @@ from typing import Any
 import numpy as np
 
 START = dt.date(2025, 3, 1)
+ALL_COLUMNS = ("sent", "delivered", "deferred", "bounced", "blocked", "complaints", "opens", "expired", "queued",
+               "backlog", "demand", "warmup_percentage", "overflow", "overflow_delivered", "overflow_bounced",
+               "overflow_complaints", "postmaster_band", "snds_colour")
+"""Every statistics column a sender can report (the runtime's required and optional ones)."""
 DOMAINS = {
     "gmail": ["gmail.com", "googlemail.com"],
     "microsoft": ["outlook.com", "hotmail.co.uk", "live.fr", "msn.com"],

@@ -157,3 +157,26 @@ def test_a_recurrent_card_is_refused_by_name_when_its_memory_entry_is_wrong(recu
         card_path.write_text(json.dumps({**card, key: value}))
         with pytest.raises(rt.CardError, match=problem):
             rt.load(card_path)
+
+
+def test_a_scheduler_s_recommendations_equal_the_recurrent_run_over_whole_episodes(recurrent_run: Path,
+                                                                                  tmp_path: Path) -> None:
+    """Statistics -> runtime -> ONNX (the whole warm-up so far through the LSTM) gives, day after day, the action
+    the torch policy takes with its memory carried over the simulator's observations."""
+    from export_helpers import ALL_COLUMNS, START, audience, simulate, stats_rows
+
+    from core.providers import PROVIDERS
+    from deploy import runtime as rt
+
+    export_run(recurrent_run, tmp_path / "card", days=3)
+    runtime = rt.load(tmp_path / "card")
+    reference = RunPolicy(load_run(recurrent_run))
+    observations, infos, shares = simulate(reference, seed=3, horizon=12)
+    rows = stats_rows(infos, shares, ALL_COLUMNS)
+    reference.reset()
+    for day, obs in enumerate(observations[:-1]):
+        want, _ = reference.predict(obs[None], episode_start=np.array([day == 0]))
+        demand = dict(zip(PROVIDERS, infos[0]["demand_by_provider"].tolist(), strict=True))
+        rec = runtime.recommend([r for r in rows if (r["date"] - START).days < day], start=START, demand=demand,
+                                audience=audience(infos[0]))
+        np.testing.assert_allclose(rec.action, want[0], atol=2e-5)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from export_helpers import START, audience, exported, simulate, stats_rows
+from export_helpers import ALL_COLUMNS, START, audience, exported, simulate, stats_rows
 
 from agents.ppo import load_run_policy
 from core.features import LAYOUT
@@ -22,9 +22,6 @@ from core.util import sha256_file
 from deploy import runtime as rt
 
 REPO = Path(__file__).resolve().parent.parent
-ALL_COLUMNS = ("sent", "delivered", "deferred", "bounced", "blocked", "complaints", "opens", "expired", "queued",
-               "backlog", "demand", "warmup_percentage", "overflow", "overflow_delivered", "overflow_bounced",
-               "overflow_complaints", "postmaster_band", "snds_colour")
 
 
 HEAVY = ("torch", "stable_baselines3", "gymnasium", "envs", "onnx")
