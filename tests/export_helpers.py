@@ -204,3 +204,22 @@ def ses_events(infos: list[dict[str, Any]], batch: int = 50) -> list[str]:
                 emit({"eventType": "Open", "mail": {**mail, "destination": group},
                       "open": {"timestamp": _stamp(day, 360), "ipAddress": "192.0.2.1", "userAgent": "x"}})
     return lines
+
+
+def replayed_recommendations(runtime: Any, reference: Any, seed: int,
+                             horizon: int) -> list[tuple[Any, np.ndarray, dict[str, float]]]:
+    """One simulated episode of ``reference`` (a run's policy), replayed day by day: the runtime's recommendation
+    from the statistics before that day, the reference's action on the simulator's observation, the day's demand."""
+    from core.providers import PROVIDERS
+
+    observations, infos, shares = simulate(reference, seed=seed, horizon=horizon)
+    rows = stats_rows(infos, shares, ALL_COLUMNS)
+    reference.reset()
+    demand = dict(zip(PROVIDERS, infos[0]["demand_by_provider"].tolist(), strict=True))
+    replayed = []
+    for day, obs in enumerate(observations[:-1]):
+        want, _ = reference.predict(obs[None], episode_start=np.array([day == 0]))
+        rec = runtime.recommend([r for r in rows if (r["date"] - START).days < day], start=START, demand=demand,
+                                audience=audience(infos[0]))
+        replayed.append((rec, want[0], demand))
+    return replayed

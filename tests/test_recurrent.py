@@ -163,20 +163,12 @@ def test_a_scheduler_s_recommendations_equal_the_recurrent_run_over_whole_episod
                                                                                   tmp_path: Path) -> None:
     """Statistics -> runtime -> ONNX (the whole warm-up so far through the LSTM) gives, day after day, the action
     the torch policy takes with its memory carried over the simulator's observations."""
-    from export_helpers import ALL_COLUMNS, START, audience, simulate, stats_rows
+    from export_helpers import replayed_recommendations
 
-    from core.providers import PROVIDERS
     from deploy import runtime as rt
 
     export_run(recurrent_run, tmp_path / "card", days=3)
-    runtime = rt.load(tmp_path / "card")
-    reference = RunPolicy(load_run(recurrent_run))
-    observations, infos, shares = simulate(reference, seed=3, horizon=12)
-    rows = stats_rows(infos, shares, ALL_COLUMNS)
-    reference.reset()
-    for day, obs in enumerate(observations[:-1]):
-        want, _ = reference.predict(obs[None], episode_start=np.array([day == 0]))
-        demand = dict(zip(PROVIDERS, infos[0]["demand_by_provider"].tolist(), strict=True))
-        rec = runtime.recommend([r for r in rows if (r["date"] - START).days < day], start=START, demand=demand,
-                                audience=audience(infos[0]))
-        np.testing.assert_allclose(rec.action, want[0], atol=2e-5)
+    replayed = replayed_recommendations(rt.load(tmp_path / "card"), RunPolicy(load_run(recurrent_run)), 3, horizon=12)
+    assert len(replayed) == 12
+    for rec, want, _ in replayed:
+        np.testing.assert_allclose(rec.action, want, atol=2e-5)

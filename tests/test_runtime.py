@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from export_helpers import ALL_COLUMNS, START, audience, exported, simulate, stats_rows
+from export_helpers import ALL_COLUMNS, START, audience, exported, replayed_recommendations, simulate, stats_rows
 
 from agents.ppo import load_run_policy
 from core.features import LAYOUT
@@ -76,15 +76,8 @@ def test_recommendations_equal_the_trained_policy_over_whole_episodes() -> None:
     runtime = rt.load(folder)
     reference = load_run_policy(run)
     for seed in (0, 1):
-        observations, infos, shares = simulate(reference, seed=seed, horizon=20)
-        rows = stats_rows(infos, shares, ALL_COLUMNS)
-        reference.stacker.buffer = None
-        for day, obs in enumerate(observations[:-1]):
-            want, _ = reference.predict(obs[None], episode_start=np.array([day == 0]))
-            demand = dict(zip(PROVIDERS, infos[0]["demand_by_provider"].tolist(), strict=True))
-            rec = runtime.recommend([r for r in rows if (r["date"] - START).days < day], start=START, demand=demand,
-                                    audience=audience(infos[0]))
-            np.testing.assert_allclose(rec.action, want[0], atol=1e-5)
+        for rec, want, demand in replayed_recommendations(runtime, reference, seed, horizon=20):
+            np.testing.assert_allclose(rec.action, want, atol=1e-5)
             assert rec.imputed == []
             share = rt.action_to_share(np.array(rec.action))
             assert rec.caps == {p: int(np.floor(share[i] * demand[p])) for i, p in enumerate(PROVIDERS)}
