@@ -1,12 +1,14 @@
 """Exported policy: ONNX-vs-SB3 agreement on 10,000 observations from real episodes, and latency per recommendation.
 
-    python benchmarks/bench_runtime.py [--run RUN_DIR] [--n 10000] [--repeats 2000]
+    python benchmarks/bench_runtime.py [--run RUN_DIR | --recurrent] [--n 10000] [--repeats 2000]
 
 Without ``--run`` it trains a tiny run first (a few seconds; the network has the production shape, 2 x 64
-tanh, so latency is representative). It prints, measured in the same process:
+tanh, so latency is representative; with ``--recurrent`` a 64-unit LSTM before it, ``policy: MlpLstmPolicy``).
+It prints, measured in the same process:
 
 * the maximum absolute action difference between the ONNX graph and ``agents.ppo.RunPolicy`` on ``--n``
-  frame-stacked observation histories from episodes of the SB3 policy (with exploration noise);
+  frame-stacked observation histories from episodes of the SB3 policy (with exploration noise); for a recurrent
+  run, on every day of 16 such episodes, the graph reading the whole episode so far and the policy its memory;
 * median and 90th-percentile latency of one decision for one sender: SB3 ``RunPolicy.predict`` on one
   observation, the ONNX graph on one history (``Runtime.act``), and the full ``Runtime.recommend`` from
   30 days of per-provider statistics (features + graph + caps), from a prepared ``History`` and from rows.
@@ -38,9 +40,30 @@ def timed(fn, repeats: int) -> np.ndarray:  # type: ignore[no-untyped-def]
     return out
 
 
+def recurrent_agreement(run: Path, runtime: object, envs: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """A recurrent run on one NewIP-v1 episode per env (noisy actions): each day's observation history so far
+    ``[days, envs, day, n_features]`` and |graph on that history - the policy's action, memory carried|."""
+    from agents.ppo import load_run_policy
+    from training.vec_env import SimulatorVecEnv
+
+    policy = load_run_policy(run)
+    policy.guard = None  # the graph is the network; the runtime applies the guard after it
+    venv = SimulatorVecEnv("ipwarmup/NewIP-v1", envs, seed=0)
+    rng = np.random.default_rng(0)
+    obs, start, seen, histories, diffs = venv.reset(), np.ones(envs, bool), [], [], []
+    for _ in range(int(venv.get_attr("sim")[0].horizon)):
+        seen.append(obs)
+        action, _ = policy.predict(obs, episode_start=start)
+        histories.append(np.stack(seen, axis=1))
+        diffs.append(np.abs(runtime.act(histories[-1])[0] - action))  # type: ignore[attr-defined]
+        obs, _, start, _ = venv.step(np.clip(action + rng.normal(0, 0.4, action.shape), -1, 1))
+    return np.concatenate([h[:, -1] for h in histories]), np.concatenate(diffs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, help="training run folder (default: train a tiny one)")
+    parser.add_argument("--recurrent", action="store_true", help="train the tiny run with the recurrent policy")
     parser.add_argument("--n", type=int, default=10_000, help="observations for the agreement check")
     parser.add_argument("--repeats", type=int, default=2_000, help="timed calls per measurement")
     args = parser.parse_args()
@@ -56,13 +79,17 @@ def main() -> None:
 
     torch.set_num_threads(1)
     root = Path(tempfile.mkdtemp(prefix="bench-runtime-"))
-    run = args.run or train_tiny_run(root / "run")
+    recurrent = {"policy": "MlpLstmPolicy", "frame_stack": 1, "policy_kwargs": {
+        "net_arch": [64, 64], "activation_fn": "tanh", "lstm_hidden_size": 64}} if args.recurrent else None
+    run = args.run or train_tiny_run(root / "run", extra=recurrent)
     export_run(run, root / "export", days=10)
     runtime = rt.load(root / "export")
 
-    histories, actions = sample_histories(run, args.n)
-    got, _ = runtime.act(histories)
-    diff = np.abs(got - actions)
+    if runtime.memory:
+        histories, diff = recurrent_agreement(run, runtime)
+    else:
+        histories, actions = sample_histories(run, args.n)
+        diff = np.abs(runtime.act(histories)[0] - actions)
     print(f"agreement on {len(histories):,} observation histories from real episodes: max |ONNX - SB3| = "
           f"{diff.max():.2e}, mean {diff.mean():.2e} (target < 1e-5)")
 
@@ -72,8 +99,8 @@ def main() -> None:
                "warmup_percentage")
     rows = stats_rows(infos, shares, columns)
     history = rt.History.from_rows(rows, PROVIDERS)
-    obs = histories[100, -1][None]
-    one = histories[100][None]
+    obs = histories[100, -1][None] if histories.ndim == 3 else histories[100][None]
+    one = runtime.observations(history)[None]  # the graph's input for the 30-day history below
 
     def sb3() -> None:
         policy.predict(obs, episode_start=np.zeros(1, bool))

@@ -26,13 +26,14 @@ DOMAINS = {
 """Recipient domains per provider the synthetic SES events use (including country suffixes)."""
 
 
-def train_tiny_run(out: Path, seed: int = 0) -> Path:
+def train_tiny_run(out: Path, seed: int = 0, extra: dict[str, Any] | None = None) -> Path:
     """A PPO run folder from a few hundred steps: frame_stack 2 and VecNormalize, as real runs are; trained on
-    Randomized-v1 so that it has seen lists of different composition (the runtime uses the audience only then)."""
+    Randomized-v1 so that it has seen lists of different composition (the runtime uses the audience only then).
+    ``extra`` overrides more of the config (the recurrent policy, for one)."""
     from training.run import train
 
     overrides = {"n_envs": 4, "n_steps": 64, "batch_size": 64, "n_epochs": 2, "frame_stack": 2,
-                 "eval_freq": 0, "save_freq": 0}
+                 "eval_freq": 0, "save_freq": 0, **(extra or {})}
     return train("ipwarmup/Randomized-v1", seed, out, n_timesteps=512, overrides=overrides, tensorboard=False)
 
 
