@@ -39,6 +39,9 @@ POLICIES = (FEED_FORWARD_POLICY, RECURRENT_POLICY)
 LSTM_KWARGS: dict[str, type] = {"lstm_hidden_size": int, "n_lstm_layers": int, "shared_lstm": bool,
                                 "enable_critic_lstm": bool}
 """The recurrent policy's own ``policy_kwargs`` (sb3-contrib's ``RecurrentActorCriticPolicy``)."""
+LSTM_LIMITS = {"lstm_hidden_size": 1024, "n_lstm_layers": 8}
+"""At most about 130M LSTM weights (actor and critic): far above anything measured (64 units, one layer), far below
+what exhausts memory."""
 
 
 class ConfigError(ValueError):
@@ -111,15 +114,19 @@ def validate_config(config: dict[str, Any]) -> None:
         raise ConfigError(f"policy_kwargs must be a mapping, got {kwargs!r}")
     if "activation_fn" in kwargs and kwargs["activation_fn"] not in ACTIVATIONS:
         raise ConfigError(f"policy_kwargs.activation_fn must be one of {ACTIVATIONS}, got {kwargs['activation_fn']!r}")
+    if policy == RECURRENT_POLICY and config.get("frame_stack", 1) != 1:
+        raise ConfigError(f"policy {RECURRENT_POLICY} reads one day at a time and remembers the rest: frame_stack "
+                          f"must be 1, got {config['frame_stack']}")
     for key, kind in LSTM_KWARGS.items():
         if key not in kwargs:
             continue
         value = kwargs[key]
         if policy != RECURRENT_POLICY:
             raise ConfigError(f"policy_kwargs.{key} is for policy {RECURRENT_POLICY} (an LSTM), not {policy}")
-        whole = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 4096
+        limit = LSTM_LIMITS.get(key, 0)
+        whole = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= limit
         if not (whole if kind is int else isinstance(value, bool)):
-            wanted = "a whole number in [1, 4096]" if kind is int else "true or false"
+            wanted = f"a whole number in [1, {limit}]" if kind is int else "true or false"
             raise ConfigError(f"policy_kwargs.{key} must be {wanted}, got {value!r}")
     if kwargs.get("shared_lstm", False) and kwargs.get("enable_critic_lstm", True):
         raise ConfigError("policy_kwargs.shared_lstm: true needs enable_critic_lstm: false (the critic either shares "

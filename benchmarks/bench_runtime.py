@@ -85,7 +85,7 @@ def main() -> None:
     export_run(run, root / "export", days=10)
     runtime = rt.load(root / "export")
 
-    if runtime.memory:
+    if runtime.recurrent:
         histories, diff = recurrent_agreement(run, runtime)
     else:
         histories, actions = sample_histories(run, args.n)

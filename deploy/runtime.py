@@ -535,7 +535,7 @@ class Runtime:
         self.session = session
         self.providers: tuple[str, ...] = tuple(card["providers"])
         self.frame_stack = int(card["frame_stack"])
-        self.memory = card.get("memory") == MEMORY_LSTM
+        self.recurrent = card.get("memory") == MEMORY_LSTM
         """A recurrent graph: it reads every day from the warm-up's day 0, not the last ``frame_stack``."""
         self.fbl = np.array([bool(card["feedback_loop"][p]) for p in self.providers])
         self.n_features = len(card["observation"]["features"])
@@ -547,7 +547,7 @@ class Runtime:
 
     def frames(self, history: History) -> int:
         """How many days the graph reads: the last ``frame_stack``, or a recurrent graph's every day since day 0."""
-        return history.days + 1 if self.memory else self.frame_stack
+        return history.days + 1 if self.recurrent else self.frame_stack
 
     def act(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Actions and shares ``[n, P]`` for raw observation histories ``[n, frames, n_features]``."""
@@ -639,7 +639,7 @@ def _check_card(card: Any, path: Path) -> None:
     if not isinstance(card, dict):
         raise CardError(f"{path} is not a policy card (a JSON object)")
     version = card.get("schema_version")
-    if version not in (SCHEMA_VERSION, RECURRENT_SCHEMA_VERSION) or isinstance(version, bool):
+    if version not in (SCHEMA_VERSION, RECURRENT_SCHEMA_VERSION):
         raise CardError(f"{path} has schema_version {shorten(version)}; this runtime reads schema_version "
                         f"{SCHEMA_VERSION} (and {RECURRENT_SCHEMA_VERSION} for a recurrent policy; re-export the "
                         "policy with this version of ipwarmup)")
@@ -798,7 +798,7 @@ class RuntimePolicy:
         obs = np.asarray(observation, np.float32)
         single = obs.ndim == 1
         batch = obs[None] if single else obs
-        action = self._act_episodes(batch, episode_start) if self.runtime.memory else self._act_frames(batch,
+        action = self._act_episodes(batch, episode_start) if self.runtime.recurrent else self._act_frames(batch,
                                                                                                      episode_start)
         if self.guard is not None:
             action = self.guard.observed(action, batch, episode_start)

@@ -27,8 +27,8 @@ constructor arguments:
 
 ``policy`` is ``MlpPolicy`` (SB3's PPO) or ``MlpLstmPolicy``: sb3-contrib's RecurrentPPO, whose actor and critic
 read the observations through LSTMs (``policy_kwargs``: ``lstm_hidden_size``, ``n_lstm_layers``,
-``shared_lstm``, ``enable_critic_lstm``), installed with the ``recurrent`` extra. Cloning, evaluation, resuming
-and sweeps take either; export to ONNX takes the feed-forward policy only.
+``shared_lstm``, ``enable_critic_lstm``; ``frame_stack`` stays 1), installed with the ``recurrent`` extra.
+Cloning, evaluation, resuming, sweeps and export to ONNX take either.
 """
 
 from __future__ import annotations

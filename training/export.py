@@ -249,8 +249,8 @@ def policy_card(artifacts: RunArtifacts, onnx_sha256: str, providers: Sequence[s
         "frame_stack": artifacts.frame_stack,
         "observation": {
             "size": len(names),
-            "input": f"{frames}; NaN = unknown (replaced by the training mean); an all-NaN frame = no earlier day "
-                     "(episode start)",
+            "input": f"{frames}; NaN = unknown (replaced by the training mean)"
+                     + ("" if memory else "; an all-NaN frame = no earlier day (episode start)"),
             "statistics": {"required": list(rt.REQUIRED_COLUMNS), "optional": list(rt.OPTIONAL_COLUMNS)},
             "audience": {
                 "tiers": list(rt.AUDIENCE_TIERS),

@@ -92,8 +92,8 @@ def clone_teacher(model: Any, venv: Any, teacher_name: str, episodes: int, seed:
             normalizer.training = True
     returns = discounted_returns(rewards, dones, float(model.gamma))
     if is_recurrent_model(model):
-        return _fit_recurrent(model.policy, episode_sequences(obs, dones), episode_sequences(actions, dones),
-                              episode_sequences(returns, dones), seed)
+        mask, (obs, actions, returns) = episode_sequences(dones, obs, actions, returns)
+        return _fit_recurrent(model.policy, obs, actions, returns, mask, seed)
     return _fit_feed_forward(model.policy, obs, actions, returns, seed)
 
 
@@ -102,19 +102,28 @@ def is_recurrent_model(model: Any) -> bool:
     return hasattr(model.policy, "lstm_actor")
 
 
-def episode_sequences(days: np.ndarray, dones: np.ndarray) -> np.ndarray:
-    """``[days, n, ...]`` recorded from a reset of every env -> ``[episodes x n, horizon, ...]``, one row per episode.
+def episode_sequences(dones: np.ndarray, *records: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Records ``[days, n, ...]`` from a reset of every env -> one row per complete episode ``[episodes,
+    longest, ...]``, zero after the episode's end, and the mask ``[episodes, longest]`` of its real days.
 
-    The batched simulator's episodes all last the scenario's horizon and start together after a reset, so each
-    env's record splits into whole episodes at the same days; anything else is a bug, and raises."""
-    n_days, n = dones.shape
-    horizon = int(np.argmax(dones[:, 0])) + 1
-    expected = np.zeros(horizon, bool)
-    expected[-1] = True
-    if not dones[:, 0].any() or n_days % horizon or not (dones == np.tile(expected, n_days // horizon)[:, None]).all():
-        raise RuntimeError("the teacher's episodes do not all end on the same days; cannot cut them into sequences")
-    shaped = days.reshape(n_days // horizon, horizon, n, *days.shape[2:])
-    return np.swapaxes(shaped, 1, 2).reshape(-1, horizon, *days.shape[2:])
+    Most episodes last the scenario's horizon, but SES pausing the account ends one early; a record's last,
+    unfinished episode is left out."""
+    spans = [(env, start, end + 1) for env in range(dones.shape[1])
+             for start, end in _episode_bounds(np.flatnonzero(dones[:, env]))]
+    longest = max(end - start for _, start, end in spans)
+    mask = np.zeros((len(spans), longest), bool)
+    rows = [np.zeros((len(spans), longest, *r.shape[2:]), r.dtype) for r in records]
+    for i, (env, start, end) in enumerate(spans):
+        mask[i, : end - start] = True
+        for row, record in zip(rows, records, strict=True):
+            row[i, : end - start] = record[start:end, env]
+    return mask, rows
+
+
+def _episode_bounds(last_days: np.ndarray) -> list[tuple[int, int]]:
+    """(first day, last day) of each complete episode of one env, from the days its episodes ended."""
+    firsts = np.concatenate([[0], last_days[:-1] + 1])
+    return [(int(f), int(last)) for f, last in zip(firsts, last_days, strict=True)]
 
 
 def _fit_feed_forward(policy: Any, obs: np.ndarray, actions: np.ndarray, returns: np.ndarray,
@@ -132,16 +141,18 @@ def _fit_feed_forward(policy: Any, obs: np.ndarray, actions: np.ndarray, returns
     return _fit(policy, outputs, a, g, len(x), min(CLONE_BATCH, len(x)), seed)
 
 
-def _fit_recurrent(policy: Any, obs: np.ndarray, actions: np.ndarray, returns: np.ndarray,
+def _fit_recurrent(policy: Any, obs: np.ndarray, actions: np.ndarray, returns: np.ndarray, mask: np.ndarray,
                    seed: int) -> dict[str, float]:
-    """The same regression through the LSTMs, a minibatch being whole episodes (``[episodes, horizon, ...]``), so
-    the memory the clone learns to keep is the one it will have from day 1 on."""
+    """The same regression through the LSTMs, a minibatch being whole episodes (``[episodes, days, ...]``, days
+    after an episode's end masked out), so the memory the clone learns to keep is the one it will have from
+    day 1 on."""
     import torch
 
-    sequences, horizon = obs.shape[:2]
+    sequences, days = obs.shape[:2]
     x = torch.as_tensor(obs)
-    a = torch.as_tensor(actions.reshape(sequences, horizon, -1))
-    g = torch.as_tensor(returns.reshape(sequences, horizon, 1), dtype=torch.float32)
+    a = torch.as_tensor(actions.reshape(sequences, days, -1))
+    g = torch.as_tensor(returns.reshape(sequences, days, 1), dtype=torch.float32)
+    real = torch.as_tensor(mask, dtype=torch.float32)
     lstm = policy.lstm_actor
 
     def outputs(batch: Any) -> tuple[Any, Any]:
@@ -153,26 +164,34 @@ def _fit_recurrent(policy: Any, obs: np.ndarray, actions: np.ndarray, returns: n
         distribution, _ = policy.get_distribution(flat, (zeros, zeros), starts)
         return distribution.distribution.mean, policy.predict_values(flat, (zeros, zeros), starts)
 
-    return _fit(policy, outputs, a, g, sequences, max(1, min(CLONE_BATCH // horizon, sequences)), seed)
+    return _fit(policy, outputs, a, g, sequences, max(1, min(CLONE_BATCH // days, sequences)), seed, real)
 
 
-def _fit(policy: Any, outputs: Any, a: Any, g: Any, rows: int, batch_size: int, seed: int) -> dict[str, float]:
+def _fit(policy: Any, outputs: Any, a: Any, g: Any, rows: int, batch_size: int, seed: int,
+         mask: Any = None) -> dict[str, float]:
     """``CLONE_STEPS`` Adam steps on minibatches of ``rows`` (days, or whole episodes) drawn with replacement; the
-    final fit over every row. ``outputs(rows)`` gives the actor's mean actions and the critic's values, flat."""
+    final fit over every row. ``outputs(rows)`` gives the actor's mean actions and the critic's values, flat;
+    ``mask`` (per row and day) leaves padded days out of the losses."""
     import torch
 
-    mse = torch.nn.functional.mse_loss
+    def mse(output: Any, target: Any, batch: Any) -> Any:
+        if mask is None:
+            return torch.nn.functional.mse_loss(output, target.reshape(output.shape))
+        weight = mask[batch].reshape(-1, 1)
+        squared = (output - target.reshape(output.shape)) ** 2 * weight
+        return squared.sum() / (weight.sum() * output.shape[-1])
+
     optimizer = torch.optim.Adam(policy.parameters(), lr=CLONE_LEARNING_RATE)
     generator = torch.Generator().manual_seed(seed)
     for _ in range(CLONE_STEPS):
         batch = torch.randint(rows, (batch_size,), generator=generator)
         mean, values = outputs(batch)
-        action_loss = mse(mean, a[batch].reshape(mean.shape))
-        value_loss = mse(values, g[batch].reshape(values.shape))
+        action_loss = mse(mean, a[batch], batch)
+        value_loss = mse(values, g[batch], batch)
         optimizer.zero_grad()
         (action_loss + value_loss).backward()
         optimizer.step()
     with torch.no_grad():
-        mean, values = outputs(torch.arange(rows))
-        return {"action_mse": float(mse(mean, a.reshape(mean.shape))),
-                "value_mse": float(mse(values, g.reshape(values.shape)))}
+        every = torch.arange(rows)
+        mean, values = outputs(every)
+        return {"action_mse": float(mse(mean, a, every)), "value_mse": float(mse(values, g, every))}
