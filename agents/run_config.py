@@ -67,6 +67,20 @@ def algorithm_class(config: dict[str, Any]) -> type:
     return RecurrentPPO
 
 
+def policy_arguments(config: dict[str, Any]) -> set[str]:
+    """The network arguments ``policy_kwargs`` may set: the policy class's constructor arguments (SB3's
+    ``ActorCriticPolicy``, or sb3-contrib's ``RecurrentActorCriticPolicy``) but the spaces and the schedule."""
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    policy_class: type = ActorCriticPolicy
+    if is_recurrent(config):
+        algorithm_class(config)  # names the missing extra
+        from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+
+        policy_class = RecurrentActorCriticPolicy
+    return set(inspect.signature(policy_class).parameters) - {"observation_space", "action_space", "lr_schedule"}
+
+
 def ppo_arguments(config: dict[str, Any] | None = None) -> dict[str, inspect.Parameter]:
     """The algorithm's constructor arguments a config may set (the env, seed, device and logging are the run's):
     PPO's, or RecurrentPPO's when ``config`` asks for the recurrent policy."""
@@ -131,6 +145,11 @@ def validate_config(config: dict[str, Any]) -> None:
     if kwargs.get("shared_lstm", False) and kwargs.get("enable_critic_lstm", True):
         raise ConfigError("policy_kwargs.shared_lstm: true needs enable_critic_lstm: false (the critic either shares "
                           "the actor's LSTM or has its own)")
+    known_kwargs = policy_arguments(config)
+    for key in kwargs:
+        if key not in known_kwargs:
+            raise ConfigError(f"policy_kwargs has no argument {key!r} for policy {policy}"
+                              f"{did_you_mean(str(key), known_kwargs)}")
     if "lstm_kwargs" in kwargs:
         raise ConfigError("policy_kwargs.lstm_kwargs is not supported: the run format describes the LSTM by "
                           f"{', '.join(LSTM_KWARGS)} alone")

@@ -34,6 +34,8 @@ SMALL = {"policy": "MlpLstmPolicy", "policy_kwargs": NETWORK, "n_envs": 4, "n_st
     ({"policy": "MlpLstmPolicy", "policy_kwargs": {"n_lstm_layers": 9}}, "whole number in"),
     ({"policy": "MlpLstmPolicy", "frame_stack": 2}, "frame_stack must be 1"),
     ({"policy": None}, "must be one of"),
+    ({"policy_kwargs": {"lstm_hidden_size:64": None}}, "policy_kwargs has no argument 'lstm_hidden_size:64'"),
+    ({"policy": "MlpLstmPolicy", "policy_kwargs": {"net_arc": [8]}}, "no argument 'net_arc'.*did you mean"),
 ])
 def test_a_bad_recurrent_config_is_refused_by_name(overrides: dict[str, Any], problem: str) -> None:
     with pytest.raises(ConfigError, match=problem):
