@@ -818,14 +818,13 @@ class RuntimePolicy:
     def _act_episodes(self, batch: np.ndarray, episode_start: np.ndarray | None) -> np.ndarray:
         """A recurrent graph reads each env's whole episode so far; envs whose episodes are as long go together."""
         n = len(batch)
-        starts = np.ones(n, bool) if len(self.episodes) != n else (
-            np.zeros(n, bool) if episode_start is None else np.asarray(episode_start, bool))
         if len(self.episodes) != n:
             self.episodes = [[] for _ in range(n)]
-        for i in range(n):
-            if starts[i]:
+        elif episode_start is not None:
+            for i in np.flatnonzero(episode_start):
                 self.episodes[i] = []
-            self.episodes[i].append(batch[i])
+        for episode, observation in zip(self.episodes, batch, strict=True):
+            episode.append(observation)
         action = np.empty((n, len(self.runtime.providers)), np.float32)
         lengths = np.array([len(e) for e in self.episodes])
         for length in np.unique(lengths):

@@ -100,10 +100,7 @@ def build_onnx(artifacts: RunArtifacts, providers: Sequence[str]) -> Any:
     if not isinstance(policy.action_dist, gaussian) or policy.squash_output:
         raise ExportError("only Gaussian (or gSDE), unsquashed action distributions can be exported")
     k = artifacts.frame_stack
-    memory = is_recurrent(artifacts.config)
-    if memory and k != 1:
-        raise ExportError(f"a recurrent policy with frame_stack {k} cannot be exported: its graph reads one frame "
-                          "a day")
+    memory = is_recurrent(artifacts.config)  # then frame_stack is 1: validate_config refuses more for an LSTM
     names = feature_names(providers)
     size = len(names)
     if policy.observation_space.shape != (k * size,):

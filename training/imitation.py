@@ -149,9 +149,8 @@ def _fit_recurrent(policy: Any, obs: np.ndarray, actions: np.ndarray, returns: n
     import torch
 
     sequences, days = obs.shape[:2]
-    x = torch.as_tensor(obs)
-    a = torch.as_tensor(actions.reshape(sequences, days, -1))
-    g = torch.as_tensor(returns.reshape(sequences, days, 1), dtype=torch.float32)
+    x, a = torch.as_tensor(obs), torch.as_tensor(actions)
+    g = torch.as_tensor(returns, dtype=torch.float32)
     real = torch.as_tensor(mask, dtype=torch.float32)
     lstm = policy.lstm_actor
 
