@@ -8,6 +8,7 @@ the network from it. The keys are documented in :mod:`training.config`.
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any
 
 from core.guard import JumpGuard
@@ -42,6 +43,23 @@ LSTM_KWARGS: dict[str, type] = {"lstm_hidden_size": int, "n_lstm_layers": int, "
 LSTM_LIMITS = {"lstm_hidden_size": 1024, "n_lstm_layers": 8}
 """At most about 130M LSTM weights (actor and critic): far above anything measured (64 units, one layer), far below
 what exhausts memory."""
+MAX_LAYER_WIDTH = 4096
+"""The widest hidden layer ``net_arch`` may ask for: 64x the default's, well below what exhausts memory."""
+CLASS_ARGUMENTS = ("features_extractor_class", "features_extractor_kwargs", "optimizer_class")
+"""Policy arguments that name Python classes (or their arguments): a YAML file cannot give them, so they are refused
+rather than passed on to fail inside SB3."""
+RANGES: dict[str, tuple[float, float, bool]] = {
+    "learning_rate": (0.0, float("inf"), False),
+    "clip_range": (0.0, float("inf"), False),
+    "max_grad_norm": (0.0, float("inf"), False),
+    "target_kl": (0.0, float("inf"), False),
+    "ent_coef": (0.0, float("inf"), True),
+    "vf_coef": (0.0, float("inf"), True),
+    "gamma": (0.0, 1.0, False),
+    "gae_lambda": (0.0, 1.0, True),
+}
+"""(low, high, low included) of PPO's numeric hyperparameters; the high end is always included (gamma 1 is an
+undiscounted return). Outside them PPO trains without complaint into a policy that means nothing."""
 
 
 class ConfigError(ValueError):
@@ -78,7 +96,8 @@ def policy_arguments(config: dict[str, Any]) -> set[str]:
         from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 
         policy_class = RecurrentActorCriticPolicy
-    return set(inspect.signature(policy_class).parameters) - {"observation_space", "action_space", "lr_schedule"}
+    return set(inspect.signature(policy_class).parameters) - {"observation_space", "action_space", "lr_schedule",
+                                                              *CLASS_ARGUMENTS}
 
 
 def ppo_arguments(config: dict[str, Any] | None = None) -> dict[str, inspect.Parameter]:
@@ -114,9 +133,11 @@ def validate_config(config: dict[str, Any]) -> None:
             isinstance(value, bool) or not isinstance(value, int)
         ):
             raise ConfigError(f"hyperparameter {key!r} must be an integer, got {value!r}")
-    for key in ("n_envs", "n_timesteps", "frame_stack"):
+    for key in ("n_envs", "n_timesteps", "frame_stack", "n_steps", "n_epochs"):
         if key in config and config[key] < 1:
             raise ConfigError(f"hyperparameter {key!r} must be at least 1, got {config[key]}")
+    _check_ranges(config)
+    _check_minibatches(config, ppo_args, policy)
     if "initial_share" in config and not 1e-4 <= config["initial_share"] <= 1.0:
         raise ConfigError(f"hyperparameter 'initial_share' must be between 0.0001 and 1, got {config['initial_share']}")
     if "spike_cost" in config and not 0.0 <= config["spike_cost"] < float("inf"):
@@ -126,6 +147,7 @@ def validate_config(config: dict[str, Any]) -> None:
     kwargs = config.get("policy_kwargs") or {}
     if not isinstance(kwargs, dict):
         raise ConfigError(f"policy_kwargs must be a mapping, got {kwargs!r}")
+    _check_network_arguments(kwargs, policy)
     if "activation_fn" in kwargs and kwargs["activation_fn"] not in ACTIVATIONS:
         raise ConfigError(f"policy_kwargs.activation_fn must be one of {ACTIVATIONS}, got {kwargs['activation_fn']!r}")
     if policy == RECURRENT_POLICY and config.get("frame_stack", 1) != 1:
@@ -153,6 +175,67 @@ def validate_config(config: dict[str, Any]) -> None:
     if "lstm_kwargs" in kwargs:
         raise ConfigError("policy_kwargs.lstm_kwargs is not supported: the run format describes the LSTM by "
                           f"{', '.join(LSTM_KWARGS)} alone")
+
+
+def _check_ranges(config: dict[str, Any]) -> None:
+    """Every number finite, and PPO's coefficients in their meaningful ranges (:data:`RANGES`)."""
+    for key, value in config.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"hyperparameter {key!r} must be a finite number, got {value!r}")
+    for key, (low, high, low_included) in RANGES.items():
+        value = config.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ConfigError(f"hyperparameter {key!r} must be a number, got {value!r}")
+        if not (low <= value if low_included else low < value) or value > high:
+            bounds = f"{'[' if low_included else '('}{low:g}, {high:g}{')' if math.isinf(high) else ']'}"
+            raise ConfigError(f"hyperparameter {key!r} must be in {bounds}, got {value!r}")
+
+
+def _check_minibatches(config: dict[str, Any], ppo_args: dict[str, inspect.Parameter], policy: str) -> None:
+    """A rollout split into minibatches of at least two steps: the advantages are normalized per minibatch, and
+    sb3-contrib's RecurrentPPO turns a one-step minibatch's (a standard deviation of NaN) into NaN weights."""
+    n_steps = config.get("n_steps", ppo_args["n_steps"].default)
+    batch_size = config.get("batch_size", ppo_args["batch_size"].default)
+    rollout = n_steps * config.get("n_envs", 1)
+    if batch_size < 2:
+        raise ConfigError(f"hyperparameter 'batch_size' must be at least 2, got {batch_size}")
+    if rollout < 2:
+        raise ConfigError(f"a rollout of n_steps x n_envs = {rollout} step cannot be split into minibatches: "
+                          "raise n_steps or n_envs")
+    if policy == RECURRENT_POLICY and rollout % batch_size == 1:
+        raise ConfigError(f"n_steps x n_envs = {rollout} leaves a minibatch of one step after batch_size "
+                          f"{batch_size}, which RecurrentPPO trains into NaN weights: make batch_size divide {rollout}")
+
+
+def _check_network_arguments(kwargs: dict[str, Any], policy: str) -> None:
+    """The network's shape (``net_arch``) and the combinations of policy arguments SB3 would reject mid-build."""
+    arch = kwargs.get("net_arch", [])
+    layers = _layer_widths(arch)
+    if layers is None or not all(isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= MAX_LAYER_WIDTH
+                                 for w in layers):
+        raise ConfigError(f"policy_kwargs.net_arch must be a list of layer widths in [1, {MAX_LAYER_WIDTH}] or "
+                          f"{{pi: [...], vf: [...]}}, got {arch!r}")
+    for key in CLASS_ARGUMENTS:
+        if key in kwargs:
+            raise ConfigError(f"policy_kwargs.{key} names a Python class or its arguments, which a config file "
+                              "cannot give")
+    if kwargs.get("squash_output", False) and not kwargs.get("use_sde", False):
+        raise ConfigError("policy_kwargs.squash_output: true needs use_sde: true (SB3 squashes only gSDE's actions)")
+    if policy == RECURRENT_POLICY and kwargs.get("shared_lstm", False) and \
+            not kwargs.get("share_features_extractor", True):
+        raise ConfigError("policy_kwargs.shared_lstm: true needs share_features_extractor: true (one LSTM reads the "
+                          "features both heads share)")
+
+
+def _layer_widths(arch: Any) -> list[Any] | None:
+    """Every width of a ``net_arch`` (a list, or ``{pi: [...], vf: [...]}``), or None if it is neither."""
+    if isinstance(arch, list):
+        return arch
+    if isinstance(arch, dict) and set(arch) <= {"pi", "vf"} and all(isinstance(v, list) for v in arch.values()):
+        return [*arch.get("pi", []), *arch.get("vf", [])]
+    return None
 
 
 def jump_guard_of(config: dict[str, Any]) -> JumpGuard | None:

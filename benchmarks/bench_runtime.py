@@ -42,7 +42,8 @@ def timed(fn, repeats: int) -> np.ndarray:  # type: ignore[no-untyped-def]
 
 def recurrent_agreement(run: Path, runtime: object, envs: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """A recurrent run on one NewIP-v1 episode per env (noisy actions): each day's observation history so far
-    ``[days, envs, day, n_features]`` and |graph on that history - the policy's action, memory carried|."""
+    ``[days, envs, day, n_features]`` and |graph on that history - the policy's action, memory carried|. An env
+    whose episode ends early (SES paused it) leaves the comparison: the graph would read on into the next."""
     from agents.ppo import load_run_policy
     from training.vec_env import SimulatorVecEnv
 
@@ -51,11 +52,13 @@ def recurrent_agreement(run: Path, runtime: object, envs: int = 16) -> tuple[np.
     venv = SimulatorVecEnv("ipwarmup/NewIP-v1", envs, seed=0)
     rng = np.random.default_rng(0)
     obs, start, seen, histories, diffs = venv.reset(), np.ones(envs, bool), [], [], []
-    for _ in range(int(venv.get_attr("sim")[0].horizon)):
+    playing = np.ones(envs, bool)
+    for day in range(int(venv.get_attr("sim")[0].horizon)):
+        playing &= ~start | (day == 0)
         seen.append(obs)
         action, _ = policy.predict(obs, episode_start=start)
-        histories.append(np.stack(seen, axis=1))
-        diffs.append(np.abs(runtime.act(histories[-1])[0] - action))  # type: ignore[attr-defined]
+        histories.append(np.stack(seen, axis=1)[playing])
+        diffs.append(np.abs(runtime.act(histories[-1])[0] - action[playing]))  # type: ignore[attr-defined]
         obs, _, start, _ = venv.step(np.clip(action + rng.normal(0, 0.4, action.shape), -1, 1))
     return np.concatenate([h[:, -1] for h in histories]), np.concatenate(diffs)
 

@@ -393,6 +393,16 @@ def observations(history: History, fbl: np.ndarray, frames: int, demand_hint: np
     return _observations(history, fbl, frames, demand_hint, audience_vector(audience))
 
 
+def ses_sums(daily: np.ndarray) -> np.ndarray:
+    """SES's exponentially weighted sums ``[days + 1, columns]`` of ``daily`` ``[days, columns]``: row t after day t
+    (row 0: nothing sent). The recursion the simulator runs, in memory linear in the history (a recurrent card reads
+    every day of it)."""
+    sums = np.zeros((len(daily) + 1, daily.shape[1]))
+    for t, day in enumerate(daily):
+        sums[t + 1] = SES_DECAY * sums[t] + day
+    return sums
+
+
 def _observations(history: History, fbl: np.ndarray, frames: int, demand_hint: np.ndarray | None,
                   tiers: np.ndarray) -> np.ndarray:
     """:func:`observations` for an already validated audience vector (``audience_vector``'s output)."""
@@ -410,15 +420,13 @@ def _observations(history: History, fbl: np.ndarray, frames: int, demand_hint: n
     per = provider_features(share, sent, delivered, deferred, bounced, blocked, complaints, opens, expired, queued,
                             demand + backlog)
 
-    # SES's weighted window over every day from the start to each frame's day.
+    # SES's weighted window over every day from the start to each frame's day, summed as the simulator does.
     frame_days = np.arange(first_day, d + 1)
-    ages = frame_days[:, None] - np.arange(1, d + 1)[None, :]  # [k, d]
-    weights = np.where(ages >= 0, SES_DECAY ** np.maximum(ages, 0), 0.0)
     route = {c: np.nan_to_num(v[c]) for c in OVERFLOW_COLUMNS}  # account-wide: every route counts
-    sums = weights @ np.stack([(v["first_attempts"] + route["overflow"]).sum(-1),
-                               (v["bounced"] + route["overflow_bounced"]).sum(-1),
-                               ((v["delivered"] + route["overflow_delivered"]) * fbl).sum(-1),
-                               (v["fbl_complaints"] + route["overflow_complaints"] * fbl).sum(-1)], axis=-1)  # [k, 4]
+    sums = ses_sums(np.stack([(v["first_attempts"] + route["overflow"]).sum(-1),
+                              (v["bounced"] + route["overflow_bounced"]).sum(-1),
+                              ((v["delivered"] + route["overflow_delivered"]) * fbl).sum(-1),
+                              (v["fbl_complaints"] + route["overflow_complaints"] * fbl).sum(-1)], axis=-1))[frame_days]
     g = per.shape[1] * per.shape[2]  # first global feature
     obs = np.empty((frames, g + len(GLOBAL_FEATURES)), np.float32)
     obs[: frames - k] = np.nan

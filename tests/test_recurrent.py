@@ -80,16 +80,19 @@ def recurrent_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return train(None, 0, None, 128, resume=out, tensorboard=False)
 
 
-def _actions(policy: RunPolicy, forget: bool) -> np.ndarray:
-    """The run's actions over one NewIP episode, with its memory carried (or reset every day when ``forget``)."""
+def _actions(policy: RunPolicy, forget: bool, reset: bool = True) -> np.ndarray:
+    """The run's actions over one NewIP episode, with its memory carried (or reset every day when ``forget``).
+    Day 0 is not marked an episode start, so only ``policy.reset()`` (skipped if not ``reset``) clears the memory
+    before it."""
     import gymnasium
 
     env = gymnasium.make("ipwarmup/NewIP-v1", horizon=12)
     obs, _ = env.reset(seed=5)
-    policy.reset()
+    if reset:
+        policy.reset()
     actions = []
     for day in range(12):
-        action, _ = policy.predict(obs[None], episode_start=np.array([forget or day == 0]))
+        action, _ = policy.predict(obs[None], episode_start=np.array([forget and day > 0]))
         actions.append(action[0])
         obs, *_ = env.step(action[0])
     return np.array(actions)
@@ -99,7 +102,9 @@ def test_a_recurrent_run_trains_resumes_and_plays_with_its_memory(recurrent_run:
     artifacts = load_run(recurrent_run, best=False)
     assert artifacts.model.num_timesteps == 128 and (recurrent_run / "imitation.json").exists()
     policy = RunPolicy(artifacts)
+    policy.guard = None  # the guard remembers the last sends too: the network's memory alone is under test
     remembered = _actions(policy, forget=False)
+    assert not np.allclose(remembered, _actions(policy, forget=False, reset=False))  # the last episode's memory
     np.testing.assert_array_equal(remembered, _actions(policy, forget=False))  # reset() forgets everything
     assert not np.allclose(remembered[1:], _actions(policy, forget=True)[1:])  # the memory changes what it does
     first = [k["return"] for k in run_episodes(policy, "ipwarmup/NewIP-v1", range(3), {"horizon": 12})]
@@ -108,11 +113,17 @@ def test_a_recurrent_run_trains_resumes_and_plays_with_its_memory(recurrent_run:
 
 
 def test_a_recurrent_policy_takes_a_new_batch_of_envs_with_fresh_memory(recurrent_run: Path) -> None:
-    policy = RunPolicy(load_run(recurrent_run))
-    obs = np.zeros((2, OBS_SIZE), np.float32)
-    policy.predict(obs, episode_start=np.ones(2, bool))
-    action, _ = policy.predict(np.zeros((3, OBS_SIZE), np.float32), episode_start=np.zeros(3, bool))
-    assert action.shape[0] == 3 and policy.memory[0].shape[1] == 3
+    policy, fresh = RunPolicy(load_run(recurrent_run)), RunPolicy(load_run(recurrent_run))
+    policy.guard = fresh.guard = None  # the network's actions, not the guard's caps on them
+    rng = np.random.default_rng(0)
+    for _ in range(3):  # two envs' memory, three days deep
+        policy.predict(rng.normal(size=(2, OBS_SIZE)).astype(np.float32), episode_start=np.zeros(2, bool))
+    batch = rng.normal(size=(3, OBS_SIZE)).astype(np.float32)
+    action, _ = policy.predict(batch, episode_start=np.zeros(3, bool))
+    assert policy.memory[0].shape[1] == 3
+    np.testing.assert_array_equal(action, fresh.predict(batch, episode_start=np.zeros(3, bool))[0])
+    carried, _ = policy.predict(batch, episode_start=np.zeros(3, bool))
+    assert not np.allclose(carried, action)  # the same days again, now with memory: the test could fail
 
 
 def test_the_exported_recurrent_graph_acts_like_the_run_through_the_runtime(recurrent_run: Path,
@@ -125,28 +136,47 @@ def test_the_exported_recurrent_graph_acts_like_the_run_through_the_runtime(recu
     assert result.card["schema_version"] == rt.RECURRENT_SCHEMA_VERSION and result.card["memory"] == "lstm"
     torch_policy, onnx_policy = RunPolicy(load_run(recurrent_run)), rt.load_card_policy(tmp_path / "card")
     for seed in (1, 2):
-        played = []
-        for policy in (torch_policy, onnx_policy):
-            policy.reset()
-            played.append(_episode_actions(policy, seed))
+        played = _actions_on_the_same_days((torch_policy, onnx_policy), seed)
         np.testing.assert_allclose(played[1], played[0], atol=2e-5)
 
 
-def _episode_actions(policy: Any, seed: int) -> np.ndarray:
-    """Actions over 12 days of two NewIP envs batched; the second starts a new episode on day 6, so the two
-    episodes then differ in length (the runtime groups them by length, the torch policy resets one memory)."""
+@pytest.mark.parametrize("lstm", [{"n_lstm_layers": 2}, {"shared_lstm": True, "enable_critic_lstm": False},
+                                  {"enable_critic_lstm": False}], ids=["two-layers", "shared", "no-critic"])
+def test_every_lstm_layout_exports_a_graph_that_acts_like_the_run(lstm: dict[str, Any], tmp_path: Path) -> None:
+    """Stacked layers feed each other in the graph as in torch, and only the actor's LSTM is exported whatever the
+    critic has; the guard is off on both sides, so the network's own actions are compared."""
+    from deploy import runtime as rt
+
+    run = train("ipwarmup/NewIP-v1", 0, tmp_path / "run", 64, overrides={**SMALL, "policy_kwargs": {**NETWORK, **lstm}},
+                tensorboard=False)
+    export_run(run, tmp_path / "card", days=12)
+    torch_policy, onnx_policy = RunPolicy(load_run(run)), rt.load_card_policy(tmp_path / "card")
+    torch_policy.guard = onnx_policy.guard = None
+    played = _actions_on_the_same_days((torch_policy, onnx_policy), 1)
+    assert np.ptp(played[0]) > 0.01  # the actions vary: agreement is not two constants
+    np.testing.assert_allclose(played[1], played[0], atol=2e-5)
+
+
+def _actions_on_the_same_days(policies: tuple[Any, ...], seed: int) -> list[np.ndarray]:
+    """Each policy's actions over 12 days of two NewIP envs batched, all reading the same days (the envs follow the
+    first policy's actions: played apart, a difference at float32 rounding can move an integer count and the
+    episodes drift apart). The second env starts a new episode on day 6, so the two episodes then differ in
+    length (the runtime groups them by length, the torch policy resets one memory)."""
     import gymnasium
 
     envs = [gymnasium.make("ipwarmup/NewIP-v1", horizon=12) for _ in range(2)]
     obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
-    actions = []
+    for policy in policies:
+        policy.reset()
+    actions: list[list[np.ndarray]] = [[] for _ in policies]
     for day in range(12):
         if day == 6:
             obs[1] = envs[1].reset(seed=seed + 10)[0]
-        action, _ = policy.predict(obs, episode_start=np.array([day == 0, day in (0, 6)]))
-        actions.append(action)
-        obs = np.stack([env.step(a)[0] for env, a in zip(envs, action, strict=True)])
-    return np.array(actions)
+        start = np.array([day == 0, day in (0, 6)])
+        for played, policy in zip(actions, policies, strict=True):
+            played.append(policy.predict(obs, episode_start=start)[0])
+        obs = np.stack([env.step(a)[0] for env, a in zip(envs, actions[0][-1], strict=True)])
+    return [np.array(played) for played in actions]
 
 
 def test_a_recurrent_card_is_refused_by_name_when_its_memory_entry_is_wrong(recurrent_run: Path,
@@ -178,3 +208,30 @@ def test_a_scheduler_s_recommendations_equal_the_recurrent_run_over_whole_episod
     assert len(replayed) == 12
     for rec, want, _ in replayed:
         np.testing.assert_allclose(rec.action, want, atol=2e-5)
+
+
+def test_recurrent_cloning_leaves_the_padding_after_an_episode_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shorter episodes are padded to the longest; whatever the padded days hold, the fit is the same."""
+    import torch
+
+    from core.providers import PROVIDERS
+    from training import imitation
+
+    monkeypatch.setattr(imitation, "CLONE_STEPS", 5)
+    config = resolve_config("ipwarmup/NewIP-v1", None, {"policy": "MlpLstmPolicy", "policy_kwargs": NETWORK})
+    rng = np.random.default_rng(0)
+    mask = np.arange(6)[None, :] < np.array([[6], [4], [2]])  # three episodes of 6, 4 and 2 days
+    obs = rng.normal(size=(3, 6, OBS_SIZE)).astype(np.float32)
+    actions = rng.uniform(-1, 1, (3, 6, len(PROVIDERS))).astype(np.float32)
+    returns = rng.normal(size=(3, 6)).astype(np.float32)
+    fits = []
+    for padding in (0.0, 1e3):
+        records = [r.copy() for r in (obs, actions, returns)]
+        for record in records:
+            record[~mask] = padding
+        torch.manual_seed(0)
+        policy = model_from_config(config, OBS_SIZE, Path("config.yaml")).policy
+        losses = imitation._fit_recurrent(policy, *records, mask, seed=0)
+        fits.append((losses, torch.cat([p.detach().flatten() for p in policy.parameters()])))
+    assert fits[0][0] == fits[1][0]
+    torch.testing.assert_close(fits[0][1], fits[1][1], rtol=0, atol=0)

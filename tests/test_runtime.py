@@ -359,3 +359,31 @@ def test_a_card_with_no_jump_guard_entry_is_refused(tmp_path: Path) -> None:
     _edit_card(folder, lambda c: c.pop("jump_guard"))
     with pytest.raises(rt.CardError, match="no 'jump_guard' entry"):
         rt.load(folder)
+
+
+def test_ses_sums_are_the_weighted_window_over_every_day_so_far() -> None:
+    """The recursion equals the definition, sum over days j <= t of SES_DECAY ** (t - j) x_j, for every t."""
+    from core.features import SES_DECAY
+
+    daily = np.random.default_rng(0).integers(0, 10**6, (40, 4)).astype(float)
+    ages = np.arange(41)[:, None] - np.arange(1, 41)[None, :]
+    window = np.where(ages >= 0, SES_DECAY ** np.maximum(ages, 0), 0.0) @ daily
+    np.testing.assert_allclose(rt.ses_sums(daily), window, rtol=1e-12)
+
+
+def test_every_day_of_the_longest_history_costs_memory_linear_in_its_length() -> None:
+    """A recurrent card reads every day since the warm-up start; a statistics file may span MAX_SPAN_DAYS. A window
+    of weights per frame and day took [days, days] arrays, about 0.4 GB at peak for ten years."""
+    import tracemalloc
+
+    last = START + dt.timedelta(days=rt.MAX_SPAN_DAYS - 1)
+    rows = [{**row, "date": last.isoformat()} for row in _one_day(1_000, 2_000)]
+    history = rt.History.from_rows(rows, PROVIDERS, START)
+    tracemalloc.start()
+    try:
+        obs = rt.observations(history, FEEDBACK_LOOP, history.days + 1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert obs.shape[0] == rt.MAX_SPAN_DAYS + 1 and np.isfinite(obs[-1]).any()
+    assert peak < 64 * 2**20, f"{peak / 2**20:.0f} MiB"

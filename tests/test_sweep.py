@@ -210,7 +210,8 @@ def test_a_failed_trial_is_reported_and_the_others_finish(tmp_path: Path, capsys
     captured = capsys.readouterr()
     good, bad = "policy_kwargs=net_arch_8", "policy_kwargs=net_arch_8_optimizer_kwargs_eps_-1"
     assert exit_info.value.code == 1
-    assert f"FAILED {bad}/s0: ValueError: Invalid epsilon value: -1" in captured.err
+    failure = "ConfigError: the network the config describes cannot be built: Invalid epsilon value: -1"
+    assert f"FAILED {bad}/s0: {failure}" in captured.err
     assert "1 of 2 trials failed" in captured.err.splitlines()[-1] and "Traceback" not in captured.err
     runs = pd.read_csv(out / "runs.csv").set_index("config")
     assert runs.loc[good, "status"] == "done"

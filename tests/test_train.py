@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import gymnasium
 import numpy as np
@@ -151,13 +152,50 @@ def _checkpoint_steps(run: Path) -> int:
         (["-params", "n_envs:many"], "'n_envs' must be int"),
         (["-params", "learning_rate:fast"], "'learning_rate' must be a number"),
         (["--resume", "does/not/exist"], "does not exist"),
+        (["-params", "policy_kwargs:{optimizer_kwargs: {eps: -1}}"], "cannot be built: Invalid epsilon value: -1"),
     ],
 )
 def test_bad_input_exits_with_one_readable_line(tmp_path: Path, args: list[str], message: str) -> None:
+    """Refused before the run folder is written, so the same --out works once the input is mended."""
     result = _run_cli("--out", str(tmp_path / "run"), "-n", "64", "--eval-episodes", "0", *args)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"batch_size": 1}, "'batch_size' must be at least 2"),
+    ({"n_epochs": 0}, "'n_epochs' must be at least 1"),
+    ({"n_envs": 1, "n_steps": 1}, "n_steps x n_envs = 1 step cannot be split"),
+    ({"policy": "MlpLstmPolicy", "n_envs": 1, "n_steps": 65, "batch_size": 64}, "leaves a minibatch of one step"),
+    ({"learning_rate": float("nan")}, "'learning_rate' must be a finite number"),
+    ({"learning_rate": 0.0}, r"'learning_rate' must be in \(0, inf\)"),
+    ({"gamma": 1.5}, r"'gamma' must be in \(0, 1\]"),
+    ({"gae_lambda": -0.1}, r"'gae_lambda' must be in \[0, 1\]"),
+    ({"ent_coef": -0.01}, "'ent_coef' must be in"),
+    ({"target_kl": "small"}, "'target_kl' must be a number"),
+    ({"policy_kwargs": {"net_arch": "64"}}, "net_arch must be a list of layer widths"),
+    ({"policy_kwargs": {"net_arch": [64, 100_000]}}, "net_arch must be a list of layer widths in"),
+    ({"policy_kwargs": {"net_arch": {"pi": [8], "qf": [8]}}}, "net_arch must be a list"),
+    ({"policy_kwargs": {"optimizer_class": "Adam"}}, "names a Python class"),
+    ({"policy_kwargs": {"features_extractor_kwargs": {"features_dim": 8}}}, "names a Python class"),
+    ({"policy_kwargs": {"squash_output": True}}, "squash_output: true needs use_sde: true"),
+    ({"policy": "MlpLstmPolicy", "policy_kwargs": {"shared_lstm": True, "enable_critic_lstm": False,
+                                                  "share_features_extractor": False}},
+     "needs share_features_extractor"),
+])
+def test_a_hyperparameter_outside_its_range_is_refused_by_name(overrides: dict[str, Any], message: str) -> None:
+    """Each of these trained (into NaN weights or a meaningless policy) or crashed inside SB3 before it was checked."""
+    with pytest.raises(ConfigError, match=message):
+        resolve_config("ipwarmup/NewIP-v1", None, overrides)
+
+
+@pytest.mark.parametrize("overrides", [{"gamma": 1.0}, {"gae_lambda": 0.0}, {"ent_coef": 0.0},
+                                       {"policy_kwargs": {"net_arch": {"pi": [8], "vf": [16, 16]}}},
+                                       {"n_envs": 1, "n_steps": 65, "batch_size": 64}])
+def test_the_ends_of_each_range_are_accepted(overrides: dict[str, Any]) -> None:
+    assert resolve_config("ipwarmup/NewIP-v1", None, overrides).items() >= overrides.items()
 
 
 def test_malformed_config_file_is_named(tmp_path: Path) -> None:

@@ -116,8 +116,11 @@ def build_model(config: dict[str, Any], venv: Any, seed: int, tensorboard_log: s
     (CPU: the networks are too small for a GPU)."""
     ppo_kwargs = {k: v for k, v in config.items() if k in ppo_arguments(config)}
     ppo_kwargs["policy_kwargs"] = make_policy_kwargs(config)
-    model = algorithm_class(config)(env=venv, seed=seed, device="cpu", verbose=0, tensorboard_log=tensorboard_log,
-                                    **ppo_kwargs)
+    try:
+        model = algorithm_class(config)(env=venv, seed=seed, device="cpu", verbose=0,
+                                        tensorboard_log=tensorboard_log, **ppo_kwargs)
+    except (AssertionError, TypeError, ValueError) as exc:  # an argument SB3 or torch refuses that validation let by
+        raise ConfigError(f"the network the config describes cannot be built: {exc}") from None
     if "initial_share" in config:
         import torch
 

@@ -348,14 +348,14 @@ def train(
         check_network(checkpoint, config, run_dir / CONFIG_FILE)
 
     venv = make_training_env(config, seed)
-    if resume is None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
-        atomic_write_text(run_dir / "command.txt", " ".join(sys.argv) + "\n")
     # From here on a stop signal is only recorded: setup (cloning, restoring a checkpoint) completes, so what
     # is saved is consistent, and the request is honoured before learning starts.
     with stop_signals() as stop:
         model = build_model(config, venv, seed, tensorboard_log=str(run_dir / "tb") if tensorboard else None)
+        if resume is None:  # written once the model is built: a config SB3 refuses leaves no folder behind
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
+            atomic_write_text(run_dir / "command.txt", " ".join(sys.argv) + "\n")
         if checkpoint is None and config.get("imitate"):
             cloned = clone_teacher(model, venv, config["imitate"], int(config.get("imitate_episodes", 10)), seed)
             atomic_write_text(run_dir / IMITATION_FILE, json.dumps({"teacher": config["imitate"], **cloned}) + "\n")
