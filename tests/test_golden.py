@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -45,7 +47,25 @@ def episode_digest(env_id: str, policy: str, seed: int = SEED) -> str:
             return digest.hexdigest()
 
 
+PORTABLE_MATH = {"MKL_CBWR": "COMPATIBLE", "ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"}
+"""torch picks its kernels by CPU (MKL's code paths, AVX2 or AVX-512 in ATen and oneDNN), and floating-point sums
+in another order train other bytes: the digest recorded on one machine failed on an AMD EPYC with AVX-512, while
+the simulator's golden episodes held. These settings pin the portable kernels, so the golden export records the
+code, not the machine it trained on."""
+
+
 def export_digests() -> dict[str, str]:
+    """The golden export's digests, trained and exported in a child process with :data:`PORTABLE_MATH` (torch
+    reads them when it loads)."""
+    code = "import json, test_golden; print(json.dumps(test_golden.export_digests_here()))"
+    result = subprocess.run([sys.executable, "-c", code], env={**os.environ, **PORTABLE_MATH}, capture_output=True,
+                            text=True, cwd=Path(__file__).parent)
+    assert result.returncode == 0, result.stderr
+    digests: dict[str, str] = json.loads(result.stdout.splitlines()[-1])
+    return digests
+
+
+def export_digests_here() -> dict[str, str]:
     from export_helpers import exported
 
     folder = exported()[1]

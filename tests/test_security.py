@@ -230,7 +230,8 @@ def test_a_crafted_checkpoint_is_refused_in_one_line(tmp_path: Path, mutate: Any
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"policy_kwargs": {"net_arch": [10**8], "activation_fn": "tanh"}}, "the run folder's files do not belong"),
+    ({"policy_kwargs": {"net_arch": [4096, 4096], "activation_fn": "tanh"}}, "the run folder's files do not belong"),
+    ({"policy_kwargs": {"net_arch": [10**8], "activation_fn": "tanh"}}, "net_arch must be a list of layer widths"),
     ({"frame_stack": "two"}, "config.yaml: hyperparameter 'frame_stack' must be int"),
     ({"n_steps": 10**12, "n_envs": 10**9}, None),  # rollout sizes do not matter for acting: loads, allocates nothing
 ])
