@@ -85,7 +85,7 @@ def algorithm_class(config: dict[str, Any]) -> type:
     return RecurrentPPO
 
 
-def policy_arguments(config: dict[str, Any]) -> set[str]:
+def policy_arguments(config: dict[str, Any]) -> dict[str, inspect.Parameter]:
     """The network arguments ``policy_kwargs`` may set: the policy class's constructor arguments (SB3's
     ``ActorCriticPolicy``, or sb3-contrib's ``RecurrentActorCriticPolicy``) but the spaces and the schedule."""
     from stable_baselines3.common.policies import ActorCriticPolicy
@@ -96,8 +96,8 @@ def policy_arguments(config: dict[str, Any]) -> set[str]:
         from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 
         policy_class = RecurrentActorCriticPolicy
-    return set(inspect.signature(policy_class).parameters) - {"observation_space", "action_space", "lr_schedule",
-                                                              *CLASS_ARGUMENTS}
+    excluded = {"observation_space", "action_space", "lr_schedule", *CLASS_ARGUMENTS}
+    return {name: p for name, p in inspect.signature(policy_class).parameters.items() if name not in excluded}
 
 
 def ppo_arguments(config: dict[str, Any] | None = None) -> dict[str, inspect.Parameter]:
@@ -168,13 +168,27 @@ def validate_config(config: dict[str, Any]) -> None:
         raise ConfigError("policy_kwargs.shared_lstm: true needs enable_critic_lstm: false (the critic either shares "
                           "the actor's LSTM or has its own)")
     known_kwargs = policy_arguments(config)
-    for key in kwargs:
+    for key, value in kwargs.items():
         if key not in known_kwargs:
             raise ConfigError(f"policy_kwargs has no argument {key!r} for policy {policy}"
                               f"{did_you_mean(str(key), known_kwargs)}")
+        _check_like_default(f"policy_kwargs.{key}", value, known_kwargs[key].default)
     if "lstm_kwargs" in kwargs:
         raise ConfigError("policy_kwargs.lstm_kwargs is not supported: the run format describes the LSTM by "
                           f"{', '.join(LSTM_KWARGS)} alone")
+
+
+def _check_like_default(name: str, value: Any, default: Any) -> None:
+    """A value of its default's kind: true or false for a flag (SB3 reads any truthy string as true), a finite
+    number for a number, a mapping for arguments passed on as keywords."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, got {value!r}")
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    elif name.endswith("_kwargs") and value is not None and not isinstance(value, dict):
+        raise ConfigError(f"{name} must be a mapping, got {value!r}")
 
 
 def _check_ranges(config: dict[str, Any]) -> None:
