@@ -126,13 +126,8 @@ def validate_config(config: dict[str, Any]) -> None:
         if expected is not None and (not isinstance(value, expected) or numeric_bool):
             kind = "a number" if expected == (int, float) else getattr(expected, "__name__", expected)
             raise ConfigError(f"hyperparameter {key!r} must be {kind}, got {value!r}")
-        default = ppo_args[key].default if key in ppo_args else None
-        if isinstance(default, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise ConfigError(f"hyperparameter {key!r} must be a number, got {value!r}")
-        if isinstance(default, int) and not isinstance(default, bool) and (
-            isinstance(value, bool) or not isinstance(value, int)
-        ):
-            raise ConfigError(f"hyperparameter {key!r} must be an integer, got {value!r}")
+        if key in ppo_args:
+            _check_like_default(f"hyperparameter {key!r}", value, ppo_args[key].default)
     for key in ("n_envs", "n_timesteps", "frame_stack", "n_steps", "n_epochs"):
         if key in config and config[key] < 1:
             raise ConfigError(f"hyperparameter {key!r} must be at least 1, got {config[key]}")
@@ -173,29 +168,29 @@ def validate_config(config: dict[str, Any]) -> None:
             raise ConfigError(f"policy_kwargs has no argument {key!r} for policy {policy}"
                               f"{did_you_mean(str(key), known_kwargs)}")
         _check_like_default(f"policy_kwargs.{key}", value, known_kwargs[key].default)
+        if str(key).endswith("_kwargs") and value is not None and not isinstance(value, dict):
+            raise ConfigError(f"policy_kwargs.{key} must be a mapping, got {value!r}")
     if "lstm_kwargs" in kwargs:
         raise ConfigError("policy_kwargs.lstm_kwargs is not supported: the run format describes the LSTM by "
                           f"{', '.join(LSTM_KWARGS)} alone")
 
 
 def _check_like_default(name: str, value: Any, default: Any) -> None:
-    """A value of its default's kind: true or false for a flag (SB3 reads any truthy string as true), a finite
-    number for a number, a mapping for arguments passed on as keywords."""
+    """A value of its default's kind (an argument of PPO or of the policy): true or false for a flag (SB3 reads any
+    truthy string as true), a whole number for an integer, a finite number for a number."""
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(f"{name} must be true or false, got {value!r}")
-    elif isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    elif isinstance(default, (int, float)):
+        whole = isinstance(default, int)
+        if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):  # YAML's true is no number
+            raise ConfigError(f"{name} must be {'an integer' if whole else 'a number'}, got {value!r}")
+        if not math.isfinite(value):
             raise ConfigError(f"{name} must be a finite number, got {value!r}")
-    elif name.endswith("_kwargs") and value is not None and not isinstance(value, dict):
-        raise ConfigError(f"{name} must be a mapping, got {value!r}")
 
 
 def _check_ranges(config: dict[str, Any]) -> None:
-    """Every number finite, and PPO's coefficients in their meaningful ranges (:data:`RANGES`)."""
-    for key, value in config.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"hyperparameter {key!r} must be a finite number, got {value!r}")
+    """PPO's coefficients in their meaningful ranges (:data:`RANGES`)."""
     for key, (low, high, low_included) in RANGES.items():
         value = config.get(key)
         if value is None:
