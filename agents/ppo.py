@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.run_config import is_recurrent, jump_guard_of
+from agents.run_config import actor_critic_widths, is_recurrent, jump_guard_of
 from core.features import OBS_SIZE
 from core.guard import GuardedSends
 from core.providers import PROVIDERS
@@ -474,11 +474,10 @@ def _lstm_parameters(inputs: int, hidden: int, layers: int) -> int:
 def _mlp_parameters(config: dict[str, Any], obs_size: int) -> int | None:
     """Parameters of the network ``config`` describes (the LSTMs if recurrent, then actor, critic, heads), or None
     if its ``net_arch`` is not a plain list of widths."""
-    arch = (config.get("policy_kwargs") or {}).get("net_arch", [64, 64])
-    pi, vf = (arch, arch) if isinstance(arch, list) else (arch.get("pi", []), arch.get("vf", [])) \
-        if isinstance(arch, dict) else (None, None)
-    if not isinstance(pi, list) or not isinstance(vf, list) or not all(_is_int(w, 1) for w in pi + vf):
+    arch = actor_critic_widths((config.get("policy_kwargs") or {}).get("net_arch", [64, 64]))
+    if arch is None or not all(_is_int(w, 1) for w in arch[0] + arch[1]):
         return None
+    pi, vf = arch
     total, mlp_input = 0, obs_size
     if is_recurrent(config):
         kwargs = config.get("policy_kwargs") or {}
@@ -489,9 +488,9 @@ def _mlp_parameters(config: dict[str, Any], obs_size: int) -> int | None:
         critic = 0 if kwargs.get("shared_lstm", False) else lstm if kwargs.get("enable_critic_lstm", True) \
             else obs_size * hidden + hidden  # sb3-contrib's linear layer in place of the critic's LSTM
         total, mlp_input = lstm + critic, hidden
-    for widths, head in ((pi, len(PROVIDERS)), (vf, 1)):
+    for layers, head in ((pi, len(PROVIDERS)), (vf, 1)):
         previous = mlp_input
-        for width in [*widths, head]:
+        for width in [*layers, head]:
             total += previous * width + width
             previous = width
     return total + len(PROVIDERS)  # log_std

@@ -221,9 +221,9 @@ def _check_minibatches(config: dict[str, Any], ppo_args: dict[str, inspect.Param
 def _check_network_arguments(kwargs: dict[str, Any], policy: str) -> None:
     """The network's shape (``net_arch``) and the combinations of policy arguments SB3 would reject mid-build."""
     arch = kwargs.get("net_arch", [])
-    layers = _layer_widths(arch)
-    if layers is None or not all(isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= MAX_LAYER_WIDTH
-                                 for w in layers):
+    widths = actor_critic_widths(arch)
+    if widths is None or not all(isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= MAX_LAYER_WIDTH
+                                 for w in widths[0] + widths[1]):
         raise ConfigError(f"policy_kwargs.net_arch must be a list of layer widths in [1, {MAX_LAYER_WIDTH}] or "
                           f"{{pi: [...], vf: [...]}}, got {arch!r}")
     for key in CLASS_ARGUMENTS:
@@ -238,12 +238,13 @@ def _check_network_arguments(kwargs: dict[str, Any], policy: str) -> None:
                           "features both heads share)")
 
 
-def _layer_widths(arch: Any) -> list[Any] | None:
-    """Every width of a ``net_arch`` (a list, or ``{pi: [...], vf: [...]}``), or None if it is neither."""
+def actor_critic_widths(arch: Any) -> tuple[list[Any], list[Any]] | None:
+    """The actor's and the critic's layer widths of a ``net_arch`` (a list both share, or ``{pi: [...], vf:
+    [...]}``), or None if it is neither. The widths are not checked: validation and the weight count read them."""
     if isinstance(arch, list):
-        return arch
+        return arch, arch
     if isinstance(arch, dict) and set(arch) <= {"pi", "vf"} and all(isinstance(v, list) for v in arch.values()):
-        return [*arch.get("pi", []), *arch.get("vf", [])]
+        return arch.get("pi", []), arch.get("vf", [])
     return None
 
 

@@ -60,6 +60,15 @@ def test_the_network_size_a_config_describes_is_the_one_sb3_contrib_builds(lstm:
     assert _mlp_parameters(config, OBS_SIZE) == sum(p.numel() for p in model.policy.parameters())
 
 
+@pytest.mark.parametrize("arch", [[32], [], {"pi": [8], "vf": [16, 16]}, {"vf": [4]}],
+                         ids=["one-layer", "no-layer", "actor-and-critic-apart", "critic-only"])
+def test_the_feed_forward_network_size_a_config_describes_is_the_one_sb3_builds(arch: Any) -> None:
+    """The same count for the feed-forward policy, whose actor and critic may have their own widths."""
+    config = resolve_config("ipwarmup/NewIP-v1", None, {"policy_kwargs": {"net_arch": arch}})
+    model = model_from_config(config, OBS_SIZE, Path("config.yaml"))
+    assert _mlp_parameters(config, OBS_SIZE) == sum(p.numel() for p in model.policy.parameters())
+
+
 def test_episode_sequences_cut_each_env_s_record_into_its_complete_episodes() -> None:
     days, n = 6, 2
     record = np.arange(days * n).reshape(days, n)  # value = day * n + env
