@@ -1,6 +1,6 @@
 """Mailbox providers and audience engagement tiers as data records, in the fixed order every array uses.
 
-Each number's source is named in ``shared/calibration/domain-facts.md`` section terms (``2.5``) or it is
+Each number's source is named in ``docs/calibration/domain-facts.md`` section terms (``2.5``) or it is
 an ``ASSUMPTION`` explained in ``docs/model.md``. Scenarios take their per-provider defaults from here;
 changing a provider means changing its record.
 """

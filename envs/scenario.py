@@ -1,7 +1,7 @@
 """Scenario configuration: every number the simulator uses, with its source.
 
 A :class:`Scenario` is a frozen, validated dataclass. Each field's docstring names its source in
-``shared/calibration/domain-facts.md`` (section numbers) or says ``ASSUMPTION``; ``docs/model.md``
+``docs/calibration/domain-facts.md`` (section numbers) or says ``ASSUMPTION``; ``docs/model.md``
 explains the assumptions and ``docs/sensitivity.md`` measures what the conclusions owe to each. Named
 scenarios are versioned (``-v1``): change a number or an equation, bump the version.
 """

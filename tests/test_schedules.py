@@ -16,7 +16,9 @@ from core.actions import action_to_share
 from core.features import OBS_SIZE
 
 BIG = np.full((1, len(envs.PROVIDERS)), 1e13)  # demand large enough that no cap applies
-SHARED_CSV = Path(__file__).resolve().parents[2] / "shared" / "calibration" / "schedules.csv"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED_CSV = SHARED / "calibration" / "schedules.csv"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 # (baseline, sending day, published total for that day) straight from domain-facts section 2.
 PUBLISHED = [
@@ -68,6 +70,14 @@ def test_every_table_row_is_reproduced() -> None:
 @pytest.mark.skipif(not SHARED_CSV.exists(), reason="shared calibration folder not present")
 def test_data_copy_matches_calibration_source() -> None:
     assert (DATA / "schedules.csv").read_text() == SHARED_CSV.read_text()
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="shared calibration folder not present")
+@pytest.mark.parametrize("copy, source", [("calibration/domain-facts.md", "calibration/domain-facts.md"),
+                                          ("DESIGN.md", "DESIGN.md")])
+def test_docs_copies_match_the_shared_notes(copy: str, source: str) -> None:
+    """docs/ carries the sources the code cites, so a clone resolves them; they must not drift."""
+    assert (DOCS / copy).read_text() == (SHARED / source).read_text()
 
 
 def test_per_isp_rows_and_the_other_group() -> None:
