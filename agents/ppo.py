@@ -473,7 +473,7 @@ def _lstm_parameters(inputs: int, hidden: int, layers: int) -> int:
 
 def _mlp_parameters(config: dict[str, Any], obs_size: int) -> int | None:
     """Parameters of the network ``config`` describes (the LSTMs if recurrent, then actor, critic, heads), or None
-    if its ``net_arch`` is not a plain list of widths."""
+    if its ``net_arch`` is neither a list of widths nor ``{pi: [...], vf: [...]}``."""
     arch = actor_critic_widths((config.get("policy_kwargs") or {}).get("net_arch", [64, 64]))
     if arch is None or not all(_is_int(w, 1) for w in arch[0] + arch[1]):
         return None
