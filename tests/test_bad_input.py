@@ -76,7 +76,8 @@ def test_unknown_env_id_gets_gymnasiums_hint() -> None:
         gymnasium.make("ipwarmup/NewIp-v1")
     with pytest.raises(gymnasium.error.VersionNotFound, match="v1"):
         gymnasium.make("ipwarmup/NewIP-v9")
-    with pytest.raises(gymnasium.error.DeprecatedEnv, match="use `ipwarmup/NewIP-v1`"):
+    with pytest.raises(gymnasium.error.DeprecatedEnv, match="use `ipwarmup/NewIP-v1`"), \
+            pytest.warns(DeprecationWarning, match="NewIP-v0 is out of date"):
         gymnasium.make("ipwarmup/NewIP-v0")  # the dynamics changed: results under v0 are not comparable
 
 
