@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.util import OneLineParser, fail
+from core.util import REPORT_EPISODE_LIMIT, OneLineParser, fail, shorten
 from envs.scenario import ScenarioError
 
 
@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-tb", "--tensorboard", action=argparse.BooleanOptionalAction, default=True,
                         help="write TensorBoard logs to RUN_DIR/tb")
     parser.add_argument("--eval-episodes", type=int, default=100,
-                        help="episodes for the final comparison with SES standard (0 skips it)")
+                        help=f"episodes for the final comparison with SES standard (0 skips it; at most "
+                             f"{REPORT_EPISODE_LIMIT:,})")
     parser.add_argument("--convert-run", type=Path, default=None, metavar="RUN_DIR",
                         help="convert a run folder written by ipwarmup before the checkpoint format "
                              "(model.zip + vecnormalize.pkl pickles) and exit; needs --trust")
@@ -61,6 +62,9 @@ def main(argv: list[str] | None = None) -> None:
     from training.run import train
 
     args = build_parser().parse_args(argv)
+    if not 0 <= args.eval_episodes <= REPORT_EPISODE_LIMIT:  # checked now, not after hours of training
+        fail("train.py", f"--eval-episodes must be in [0, {REPORT_EPISODE_LIMIT:,}] so the comparison's seeds stay "
+                         f"below the benchmark's, got {shorten(args.eval_episodes)}")
     if args.convert_run is not None:
         try:
             convert(args.convert_run, args.trust)

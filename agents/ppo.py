@@ -45,7 +45,16 @@ from agents.run_config import actor_critic_widths, is_recurrent, jump_guard_of
 from core.features import OBS_SIZE
 from core.guard import GuardedSends
 from core.providers import PROVIDERS
-from core.util import atomic_write_bytes, config_hash, load_json, read_regular_file, safe_yaml_load, shorten
+from core.util import (
+    atomic_write_bytes,
+    config_hash,
+    is_finite_number,
+    is_whole_number,
+    load_json,
+    read_regular_file,
+    safe_yaml_load,
+    shorten,
+)
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.zip"
@@ -298,10 +307,6 @@ def _require(condition: bool, path: Path, problem: str) -> None:
         raise RunError(f"{path} is not a valid checkpoint: {problem}")
 
 
-def _is_int(value: Any, low: int = 0) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
-
-
 def is_legacy_model(path: Path) -> bool:
     """True for stable-baselines3's own model.zip (pickled ``data`` and torch ``.pth`` members)."""
     try:
@@ -354,7 +359,7 @@ def read_checkpoint(path: Path) -> Checkpoint:
                            f"{shorten(manifest.get('version'))}; this version reads {CHECKPOINT_FORMAT} version "
                            f"{CHECKPOINT_VERSION}")
         for key in ("num_timesteps", "n_updates", "observation_size", "frame_stack", "n_actions"):
-            _require(_is_int(manifest.get(key)), path, f"{key} must be a non-negative whole number")
+            _require(is_whole_number(manifest.get(key)), path, f"{key} must be a non-negative whole number")
         files, described = manifest.get("files"), manifest.get("tensors")
         _require(isinstance(files, dict) and isinstance(described, dict), path, "files and tensors must be objects")
         _require(isinstance(manifest.get("optimizer"), dict), path, "optimizer must be an object")
@@ -365,7 +370,8 @@ def read_checkpoint(path: Path) -> Checkpoint:
         _require(not missing, path, f"member {shorten(missing[0]) if missing else ''} is missing")
         contents: dict[str, bytes] = {}
         for name, entry in files.items():
-            _require(isinstance(entry, dict) and _is_int(entry.get("size")) and isinstance(entry.get("sha256"), str),
+            _require(isinstance(entry, dict) and is_whole_number(entry.get("size"))
+                     and isinstance(entry.get("sha256"), str),
                      path, f"manifest entry for {shorten(name)} needs size and sha256")
             _require(by_name[name].file_size == entry["size"], path, f"member {shorten(name)} has the wrong size")
             blob = member(name, entry["size"])
@@ -379,7 +385,7 @@ def read_checkpoint(path: Path) -> Checkpoint:
                      f"tensor {shorten(name)} names no member")
             dtype, shape = entry.get("dtype"), entry.get("shape")
             _require(dtype in TENSOR_DTYPES, path, f"tensor {shorten(name)} has dtype {shorten(dtype)}")
-            _require(isinstance(shape, list) and len(shape) <= 8 and all(_is_int(d) for d in shape), path,
+            _require(isinstance(shape, list) and len(shape) <= 8 and all(is_whole_number(d) for d in shape), path,
                      f"tensor {shorten(name)} has shape {shorten(shape)}")
             blob = contents[entry["file"]]
             _require(math.prod(shape) * np.dtype(dtype).itemsize == len(blob), path,
@@ -399,13 +405,11 @@ def read_checkpoint(path: Path) -> Checkpoint:
 
 def _finite_list(value: Any, size: int, nonneg: bool = False) -> bool:
     return (isinstance(value, list) and len(value) == size
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                    and (not nonneg or v >= 0) for v in value))
+            and all(is_finite_number(v) and (not nonneg or v >= 0) for v in value))
 
 
 def _positive(value: Any, allow_zero: bool = False) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            and (value >= 0 if allow_zero else value > 0))
+    return is_finite_number(value) and (value >= 0 if allow_zero else value > 0)
 
 
 def _check_normalization(norm: Any, manifest: dict[str, Any], path: Path) -> None:
@@ -475,14 +479,14 @@ def _mlp_parameters(config: dict[str, Any], obs_size: int) -> int | None:
     """Parameters of the network ``config`` describes (the LSTMs if recurrent, then actor, critic, heads), or None
     if its ``net_arch`` is neither a list of widths nor ``{pi: [...], vf: [...]}``."""
     arch = actor_critic_widths((config.get("policy_kwargs") or {}).get("net_arch", [64, 64]))
-    if arch is None or not all(_is_int(w, 1) for w in arch[0] + arch[1]):
+    if arch is None or not all(is_whole_number(w, 1) for w in arch[0] + arch[1]):
         return None
     pi, vf = arch
     total, mlp_input = 0, obs_size
     if is_recurrent(config):
         kwargs = config.get("policy_kwargs") or {}
         hidden, layers = kwargs.get("lstm_hidden_size", 256), kwargs.get("n_lstm_layers", 1)
-        if not _is_int(hidden, 1) or not _is_int(layers, 1):
+        if not is_whole_number(hidden, 1) or not is_whole_number(layers, 1):
             return None
         lstm = _lstm_parameters(obs_size, hidden, layers)
         critic = 0 if kwargs.get("shared_lstm", False) else lstm if kwargs.get("enable_critic_lstm", True) \
@@ -570,8 +574,8 @@ def _restore_optimizer(opt: Any, ckpt: Checkpoint) -> None:
             elif want is None:
                 _require(value is None or isinstance(value, bool), path, f"optimizer {shorten(key)} malformed")
             elif value is not None:
-                _require(type(value) is type(want) or (isinstance(want, float) and _is_int(value, -2**62)), path,
-                         f"optimizer {shorten(key)} has the wrong type")
+                _require(type(value) is type(want) or (isinstance(want, float) and is_whole_number(value, -2**62)),
+                         path, f"optimizer {shorten(key)} has the wrong type")
             fixed[key] = value
         restored_groups.append(fixed)
     state: dict[int, dict[str, Any]] = {}

@@ -11,8 +11,9 @@ import inspect
 import math
 from typing import Any
 
+from core.features import MAX_FRAME_STACK
 from core.guard import JumpGuard
-from core.util import did_you_mean
+from core.util import EVAL_SEED_BASE, REPORT_SEED_BASE, did_you_mean, is_finite_number, is_whole_number, shorten
 
 TRAINING_KEYS: dict[str, type | tuple[type, ...]] = {
     "n_envs": int,
@@ -43,6 +44,21 @@ LSTM_KWARGS: dict[str, type] = {"lstm_hidden_size": int, "n_lstm_layers": int, "
 LSTM_LIMITS = {"lstm_hidden_size": 1024, "n_lstm_layers": 8}
 """At most about 130M LSTM weights (actor and critic): far above anything measured (64 units, one layer), far below
 what exhausts memory."""
+MAX_WHOLE = 2**53
+"""The largest whole number an integer argument may be: the largest every float holds exactly, far above any
+meaningful count of steps, epochs or seeds, and small enough that no arithmetic on it overflows."""
+WHOLE_RANGES: dict[str, tuple[int, int]] = {
+    "n_envs": (1, 65_536),
+    "n_timesteps": (1, MAX_WHOLE),
+    "n_steps": (1, MAX_WHOLE),
+    "n_epochs": (1, MAX_WHOLE),
+    "frame_stack": (1, MAX_FRAME_STACK),
+    "eval_episodes": (0, REPORT_SEED_BASE - EVAL_SEED_BASE),
+    "imitate_episodes": (1, 100_000),
+}
+"""Bounds of the whole-number settings. They catch a typo before a run starts: a frame stack the exported card
+could not hold, periodic-evaluation seeds that would run into the report's, more envs or imitation episodes than
+any machine steps through."""
 MAX_LAYER_WIDTH = 4096
 """The widest hidden layer ``net_arch`` may ask for: 64x the default's, well below what exhausts memory."""
 CLASS_ARGUMENTS = ("features_extractor_class", "features_extractor_kwargs", "optimizer_class")
@@ -112,39 +128,41 @@ def ppo_arguments(config: dict[str, Any] | None = None) -> dict[str, inspect.Par
 def validate_config(config: dict[str, Any]) -> None:
     policy = config.get("policy", FEED_FORWARD_POLICY)
     if policy not in POLICIES:
-        raise ConfigError(f"hyperparameter 'policy' must be one of {', '.join(POLICIES)}, got {policy!r}")
+        raise ConfigError(f"hyperparameter 'policy' must be one of {', '.join(POLICIES)}, got {shorten(policy)}")
     ppo_args = ppo_arguments(config)
     known = set(TRAINING_KEYS) | set(ppo_args) | {"env_id", "seed"}
     for key, value in config.items():
         if key not in known:
             if key in ppo_arguments():
-                raise ConfigError(f"hyperparameter {key!r} is PPO's; policy {policy} trains with RecurrentPPO, "
+                raise ConfigError(f"hyperparameter {shorten(key)} is PPO's; policy {policy} trains with RecurrentPPO, "
                                   "which takes no such argument")
-            raise ConfigError(f"unknown hyperparameter {key!r}{did_you_mean(key, known)}")
+            raise ConfigError(f"unknown hyperparameter {shorten(key)}{did_you_mean(key, known)}")
         expected = TRAINING_KEYS.get(key)
         numeric_bool = isinstance(value, bool) and expected is not bool  # YAML's true is no number
         if expected is not None and (not isinstance(value, expected) or numeric_bool):
             kind = "a number" if expected == (int, float) else getattr(expected, "__name__", expected)
-            raise ConfigError(f"hyperparameter {key!r} must be {kind}, got {value!r}")
+            raise ConfigError(f"hyperparameter {shorten(key)} must be {kind}, got {shorten(value)}")
         if key in ppo_args:
-            _check_like_default(f"hyperparameter {key!r}", value, ppo_args[key].default)
-    for key in ("n_envs", "n_timesteps", "frame_stack", "n_steps", "n_epochs"):
-        if key in config and config[key] < 1:
-            raise ConfigError(f"hyperparameter {key!r} must be at least 1, got {config[key]}")
+            _check_like_default(f"hyperparameter {shorten(key)}", value, ppo_args[key].default)
+    for key, (low, high) in WHOLE_RANGES.items():
+        if key in config and not low <= config[key] <= high:
+            bound = f"at least {low}" if config[key] < low else f"at most {high:,}"
+            raise ConfigError(f"hyperparameter {shorten(key)} must be {bound}, got {shorten(config[key])}")
+    if config.get("eval_freq", 0) > 0 and config.get("eval_episodes", 1) < 1:
+        raise ConfigError("hyperparameter 'eval_episodes' must be at least 1 while eval_freq is on (0 turns it off)")
     _check_ranges(config)
     _check_minibatches(config, ppo_args, policy)
     if "initial_share" in config and not 1e-4 <= config["initial_share"] <= 1.0:
         raise ConfigError(f"hyperparameter 'initial_share' must be between 0.0001 and 1, got {config['initial_share']}")
     if "spike_cost" in config and not 0.0 <= config["spike_cost"] < float("inf"):
         raise ConfigError(f"hyperparameter 'spike_cost' must be a finite number >= 0, got {config['spike_cost']}")
-    if "imitate_episodes" in config and config["imitate_episodes"] < 1:
-        raise ConfigError(f"hyperparameter 'imitate_episodes' must be at least 1, got {config['imitate_episodes']}")
     kwargs = config.get("policy_kwargs") or {}
     if not isinstance(kwargs, dict):
-        raise ConfigError(f"policy_kwargs must be a mapping, got {kwargs!r}")
+        raise ConfigError(f"policy_kwargs must be a mapping, got {shorten(kwargs)}")
     _check_network_arguments(kwargs, policy)
     if "activation_fn" in kwargs and kwargs["activation_fn"] not in ACTIVATIONS:
-        raise ConfigError(f"policy_kwargs.activation_fn must be one of {ACTIVATIONS}, got {kwargs['activation_fn']!r}")
+        raise ConfigError(f"policy_kwargs.activation_fn must be one of {ACTIVATIONS}, "
+                          f"got {shorten(kwargs['activation_fn'])}")
     if policy == RECURRENT_POLICY and config.get("frame_stack", 1) != 1:
         raise ConfigError(f"policy {RECURRENT_POLICY} reads one day at a time and remembers the rest: frame_stack "
                           f"must be 1, got {config['frame_stack']}")
@@ -155,21 +173,20 @@ def validate_config(config: dict[str, Any]) -> None:
         if policy != RECURRENT_POLICY:
             raise ConfigError(f"policy_kwargs.{key} is for policy {RECURRENT_POLICY} (an LSTM), not {policy}")
         limit = LSTM_LIMITS.get(key, 0)
-        whole = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= limit
-        if not (whole if kind is int else isinstance(value, bool)):
+        if not (is_whole_number(value, 1, limit) if kind is int else isinstance(value, bool)):
             wanted = f"a whole number in [1, {limit}]" if kind is int else "true or false"
-            raise ConfigError(f"policy_kwargs.{key} must be {wanted}, got {value!r}")
+            raise ConfigError(f"policy_kwargs.{key} must be {wanted}, got {shorten(value)}")
     if kwargs.get("shared_lstm", False) and kwargs.get("enable_critic_lstm", True):
         raise ConfigError("policy_kwargs.shared_lstm: true needs enable_critic_lstm: false (the critic either shares "
                           "the actor's LSTM or has its own)")
     known_kwargs = policy_arguments(config)
     for key, value in kwargs.items():
         if key not in known_kwargs:
-            raise ConfigError(f"policy_kwargs has no argument {key!r} for policy {policy}"
+            raise ConfigError(f"policy_kwargs has no argument {shorten(key)} for policy {policy}"
                               f"{did_you_mean(str(key), known_kwargs)}")
         _check_like_default(f"policy_kwargs.{key}", value, known_kwargs[key].default)
         if str(key).endswith("_kwargs") and value is not None and not isinstance(value, dict):
-            raise ConfigError(f"policy_kwargs.{key} must be a mapping, got {value!r}")
+            raise ConfigError(f"policy_kwargs.{key} must be a mapping, got {shorten(value)}")
     if "lstm_kwargs" in kwargs:
         raise ConfigError("policy_kwargs.lstm_kwargs is not supported: the run format describes the LSTM by "
                           f"{', '.join(LSTM_KWARGS)} alone")
@@ -180,13 +197,14 @@ def _check_like_default(name: str, value: Any, default: Any) -> None:
     truthy string as true), a whole number for an integer, a finite number for a number."""
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise ConfigError(f"{name} must be true or false, got {value!r}")
+            raise ConfigError(f"{name} must be true or false, got {shorten(value)}")
     elif isinstance(default, (int, float)):
         whole = isinstance(default, int)
         if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):  # YAML's true is no number
-            raise ConfigError(f"{name} must be {'an integer' if whole else 'a number'}, got {value!r}")
-        if not math.isfinite(value):
-            raise ConfigError(f"{name} must be a finite number, got {value!r}")
+            raise ConfigError(f"{name} must be {'an integer' if whole else 'a number'}, got {shorten(value)}")
+        if not (is_whole_number(value, -MAX_WHOLE, MAX_WHOLE) if whole else is_finite_number(value)):
+            bounds = f"a whole number of at most {MAX_WHOLE:,} in size" if whole else "a finite number"
+            raise ConfigError(f"{name} must be {bounds}, got {shorten(value)}")
 
 
 def _check_ranges(config: dict[str, Any]) -> None:
@@ -196,10 +214,10 @@ def _check_ranges(config: dict[str, Any]) -> None:
         if value is None:
             continue
         if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise ConfigError(f"hyperparameter {key!r} must be a number, got {value!r}")
+            raise ConfigError(f"hyperparameter {shorten(key)} must be a number, got {shorten(value)}")
         if not (low <= value if low_included else low < value) or value > high:
             bounds = f"{'[' if low_included else '('}{low:g}, {high:g}{')' if math.isinf(high) else ']'}"
-            raise ConfigError(f"hyperparameter {key!r} must be in {bounds}, got {value!r}")
+            raise ConfigError(f"hyperparameter {shorten(key)} must be in {bounds}, got {shorten(value)}")
 
 
 def _check_minibatches(config: dict[str, Any], ppo_args: dict[str, inspect.Parameter], policy: str) -> None:
@@ -222,10 +240,9 @@ def _check_network_arguments(kwargs: dict[str, Any], policy: str) -> None:
     """The network's shape (``net_arch``) and the combinations of policy arguments SB3 would reject mid-build."""
     arch = kwargs.get("net_arch", [])
     widths = actor_critic_widths(arch)
-    if widths is None or not all(isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= MAX_LAYER_WIDTH
-                                 for w in widths[0] + widths[1]):
+    if widths is None or not all(is_whole_number(w, 1, MAX_LAYER_WIDTH) for w in widths[0] + widths[1]):
         raise ConfigError(f"policy_kwargs.net_arch must be a list of layer widths in [1, {MAX_LAYER_WIDTH}] or "
-                          f"{{pi: [...], vf: [...]}}, got {arch!r}")
+                          f"{{pi: [...], vf: [...]}}, got {shorten(arch)}")
     for key in CLASS_ARGUMENTS:
         if key in kwargs:
             raise ConfigError(f"policy_kwargs.{key} names a Python class or its arguments, which a config file "

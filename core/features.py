@@ -20,6 +20,9 @@ from core.providers import PROVIDERS, TIER_RECORDS, TIERS
 
 MAX_DAY = 1000.0
 """The ``day`` feature saturates here (the longest horizon a scenario accepts)."""
+MAX_FRAME_STACK = int(MAX_DAY)
+"""The most days one observation may stack, a run's or an exported card's: more than the longest horizon holds
+only padding."""
 SES_WINDOW_DAYS = 7.0
 """Mean age of the exponentially weighted window SES's dashboard rates are modelled over. ASSUMPTION."""
 SES_DECAY = math.exp(-1.0 / SES_WINDOW_DAYS)

@@ -32,11 +32,35 @@ REPORT_SEED_BASE = 1_500_000
 """train.py's end-of-training comparison: unseen by training and by best-model selection."""
 BENCHMARK_SEED_BASE = 2_000_000
 """The benchmark's episode i of every (policy, env) uses BENCHMARK_SEED_BASE + i: never seen in training."""
+EPISODE_SEED_LIMIT = 2**32
+"""Episode seeds lie in [0, EPISODE_SEED_LIMIT): numpy's legacy seeding, which the bootstrap needs, refuses more."""
+REPORT_EPISODE_LIMIT = BENCHMARK_SEED_BASE - REPORT_SEED_BASE
+"""train.py's comparison plays at most this many episodes, so its seeds stay below the benchmark's."""
 
 
 def seed_range(base: int, n: int) -> list[int]:
     """``n`` consecutive seeds from ``base``."""
     return [base + i for i in range(n)]
+
+
+# --------------------------------------------------------------------------------------------- numbers from data
+
+
+def is_finite_number(value: Any) -> bool:
+    """A real number as JSON or YAML hands one over: an int or a float, not a bool (``true`` parses as one), and
+    finite. An integer too large for a float (both formats allow any number of digits) is not one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def is_whole_number(value: Any, low: int = 0, high: int | None = None) -> bool:
+    """An int, not a bool, in ``[low, high]`` (no upper bound when ``high`` is None)."""
+    return (isinstance(value, int) and not isinstance(value, bool) and value >= low
+            and (high is None or value <= high))
 
 
 # --------------------------------------------------------------------------------------------- files

@@ -75,6 +75,7 @@ import onnxruntime as ort
 from core.actions import MIN_SHARE, action_to_share
 from core.features import (
     GLOBAL_FEATURES,
+    MAX_FRAME_STACK,
     POSTMASTER_BANDS,
     SES_DECAY,
     SNDS_COLOURS,
@@ -86,7 +87,7 @@ from core.features import (
 )
 from core.guard import GuardedSends, JumpGuard
 from core.providers import POSTMASTER, PROVIDERS, SNDS, TIERS
-from core.util import load_json, read_regular_file, shorten
+from core.util import is_finite_number, is_whole_number, load_json, read_regular_file, shorten
 
 LEARNED_VARIANCE = 1e-5
 """Training variance of an audience feature below which the policy never saw lists differ (fixed-list scenarios:
@@ -139,7 +140,6 @@ MAX_GUARD_ALLOWANCE = 10.0
 """Largest jump guard allowance a card may carry: the model's is 1.6; a larger one is no guard at all."""
 MAX_CARD_BYTES = 16 << 20
 MAX_ONNX_BYTES = 256 << 20
-MAX_FRAME_STACK = 1000
 MAX_PROVIDERS = 64
 
 
@@ -635,13 +635,6 @@ class Runtime:
         return available + np.nan_to_num(backlog, nan=0.0)
 
 
-def _number(value: Any) -> bool:
-    try:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    except OverflowError:  # an integer too large for a float (JSON allows any number of digits)
-        return False
-
-
 def _check_card(card: Any, path: Path) -> None:
     """Every card field the runtime reads, type-checked, so a crafted card is refused in one line."""
     if not isinstance(card, dict):
@@ -664,7 +657,7 @@ def _check_card(card: Any, path: Path) -> None:
             or len(set(providers)) != len(providers)):
         raise CardError(f"{path}: providers must be a list of distinct provider names, got {shorten(providers)}")
     frames = card["frame_stack"]
-    if not isinstance(frames, int) or isinstance(frames, bool) or not 1 <= frames <= MAX_FRAME_STACK:
+    if not is_whole_number(frames, 1, MAX_FRAME_STACK):
         raise CardError(f"{path}: frame_stack must be a whole number in [1, {MAX_FRAME_STACK}], got {shorten(frames)}")
     if memory is not None and frames != 1:
         raise CardError(f"{path}: a recurrent policy reads one frame a day, got frame_stack {frames}")
@@ -678,7 +671,7 @@ def _check_card(card: Any, path: Path) -> None:
         raise CardError(f"{path}: observation.features must be a list of objects with a name")
     for f in features:
         for key in ("mean", "var"):
-            if key in f and not (_number(f[key]) and (key == "mean" or f[key] >= 0)):
+            if key in f and not (is_finite_number(f[key]) and (key == "mean" or f[key] >= 0)):
                 raise CardError(f"{path}: feature {shorten(f['name'])} has {key} {shorten(f[key])}, not a "
                                 f"{'finite number' if key == 'mean' else 'finite number >= 0'}")
     guard_of_card(card, path)
@@ -700,8 +693,8 @@ def guard_of_card(card: dict[str, Any], path: Path) -> JumpGuard | None:
         raise problem
     allowance: Any = entry.get("allowance")
     base = entry["base"]
-    if (not _number(allowance) or not 1 < allowance <= MAX_GUARD_ALLOWANCE or set(base) != set(providers)
-            or not all(_number(v) and 1 <= v <= MAX_COUNT for v in base.values())):
+    if (not is_finite_number(allowance) or not 1 < allowance <= MAX_GUARD_ALLOWANCE or set(base) != set(providers)
+            or not all(is_finite_number(v) and 1 <= v <= MAX_COUNT for v in base.values())):
         raise problem
     return JumpGuard(float(allowance), np.array([float(base[p]) for p in providers]))  # valid by the checks above
 

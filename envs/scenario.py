@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from core.providers import PROVIDERS, TIERS, per_provider
-from core.util import did_you_mean
+from core.util import did_you_mean, is_finite_number, shorten
 from envs.profiles import HELDOUT_PROFILES, TRAIN_MAX_MICROSOFT_SHARE
 
 VERSION = 1
@@ -226,13 +226,16 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
     if isinstance(default, tuple):
         try:
             return tuple(float(v) for v in value)
-        except (TypeError, ValueError):
-            raise ScenarioError(f"scenario parameter {name!r} must be a sequence of numbers, got {value!r}") from None
+        except (TypeError, ValueError, OverflowError):
+            raise ScenarioError(f"scenario parameter {name!r} must be a sequence of numbers, "
+                                f"got {shorten(value)}") from None
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise ScenarioError(f"scenario parameter {name!r} must be true or false, got {value!r}")
+            raise ScenarioError(f"scenario parameter {name!r} must be true or false, got {shorten(value)}")
         return value
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        if not is_finite_number(value):
+            raise ScenarioError(f"scenario parameter {name!r} must be a finite number, got {shorten(value)}")
         return float(value)
     return value
 
@@ -258,13 +261,13 @@ def _validate(s: Scenario) -> None:
         value = getattr(s, f.name)
         default = f.default
         if isinstance(default, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            fail(f"{f.name} must be a number, got {value!r}")
+            fail(f"{f.name} must be a number, got {shorten(value)}")
         if isinstance(default, str) and not isinstance(value, str):
-            fail(f"{f.name} must be a string, got {value!r}")
+            fail(f"{f.name} must be a string, got {shorten(value)}")
         if isinstance(value, float) and not math.isfinite(value):
-            fail(f"{f.name} must be finite, got {value!r}")
+            fail(f"{f.name} must be finite, got {shorten(value)}")
         if isinstance(value, tuple) and not all(isinstance(v, float) and math.isfinite(v) for v in value):
-            fail(f"{f.name} must hold finite numbers, got {value!r}")
+            fail(f"{f.name} must hold finite numbers, got {shorten(value)}")
     for name in PER_PROVIDER:
         if len(getattr(s, name)) != len(PROVIDERS):
             fail(f"{name} needs one value per provider {PROVIDERS}, got {len(getattr(s, name))}")
@@ -285,7 +288,7 @@ def _validate(s: Scenario) -> None:
         if getattr(s, name) <= 0:
             fail(f"{name} must be positive, got {getattr(s, name)}")
     if not isinstance(s.horizon, int) or isinstance(s.horizon, bool) or not 1 <= s.horizon <= 1000:
-        fail(f"horizon must be a whole number of days in [1, 1000], got {s.horizon!r}")
+        fail(f"horizon must be a whole number of days in [1, 1000], got {shorten(s.horizon)}")
     if not 1.0 <= s.demand <= 1e8:
         fail(f"demand must be in [1, 1e8] emails/day, got {s.demand}")
     if any(v < 0 for v in s.provider_share) or not math.isclose(sum(s.provider_share), 1.0, abs_tol=1e-6):
@@ -319,15 +322,15 @@ def _validate(s: Scenario) -> None:
     if not 1.0 <= s.retry_window_hours <= 24 * 30:
         fail(f"retry_window_hours must be in [1, 720], got {s.retry_window_hours}")
     if s.overflow not in ("shared_pool", "warm_pool", "none", "mixed"):
-        fail(f"overflow must be 'shared_pool', 'warm_pool', 'none' or 'mixed', got {s.overflow!r}")
+        fail(f"overflow must be 'shared_pool', 'warm_pool', 'none' or 'mixed', got {shorten(s.overflow)}")
     if s.audience_order not in ("engaged_first", "random"):
-        fail(f"audience_order must be 'engaged_first' or 'random', got {s.audience_order!r}")
+        fail(f"audience_order must be 'engaged_first' or 'random', got {shorten(s.audience_order)}")
     if s.enforcement not in ("ses", "none"):
-        fail(f"enforcement must be 'ses' or 'none', got {s.enforcement!r}")
+        fail(f"enforcement must be 'ses' or 'none', got {shorten(s.enforcement)}")
     if not 0 < s.pause_bounce_rate <= 1 or not 0 < s.pause_complaint_rate <= 1:
         fail("pause rates must be in (0, 1]")
     if s.profile is not None and s.profile not in HELDOUT_PROFILES:
-        fail(f"unknown profile {s.profile!r}; known: {', '.join(sorted(HELDOUT_PROFILES))}")
+        fail(f"unknown profile {shorten(s.profile)}; known: {', '.join(sorted(HELDOUT_PROFILES))}")
 
 
 NEW_IP = Scenario(name=f"NewIP-v{VERSION}")

@@ -19,7 +19,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.util import BENCHMARK_SEED_BASE, TRAINING_SEED_LIMIT, OneLineParser, did_you_mean, sha256_tree
+from core.util import (
+    BENCHMARK_SEED_BASE,
+    EPISODE_SEED_LIMIT,
+    TRAINING_SEED_LIMIT,
+    OneLineParser,
+    did_you_mean,
+    sha256_tree,
+    shorten,
+)
 from evaluation import report, runner, stats
 from evaluation.runner import KpiFunction, PolicyLoader
 from evaluation.specs import EnvSpec, EvaluationError, PolicySpec, parse_env_spec, parse_policy_specs
@@ -125,7 +133,10 @@ def resolve(args: argparse.Namespace) -> Plan:
     episodes = 20 if episodes is None else episodes
     seed = BENCHMARK_SEED_BASE if seed is None else seed
     if seed < 0:
-        raise EvaluationError(f"--seed must be non-negative, got {seed}")
+        raise EvaluationError(f"--seed must be non-negative, got {shorten(seed)}")
+    if seed > EPISODE_SEED_LIMIT - episodes:
+        raise EvaluationError(f"--seed {shorten(seed)} with {shorten(episodes)} episodes runs past the last episode "
+                              f"seed, 2**32 - 1")
     if args.trace_episodes < 0:
         raise EvaluationError(f"--trace-episodes must be non-negative, got {args.trace_episodes}")
     envs = list({e.label: e for e in (parse_env_spec(t) for t in env_texts)}.values())

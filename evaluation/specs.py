@@ -21,7 +21,7 @@ from typing import Any
 
 import gymnasium
 
-from core.util import did_you_mean
+from core.util import did_you_mean, shorten
 
 
 class EvaluationError(ValueError):
@@ -95,7 +95,7 @@ def parse_env_spec(text: str) -> EnvSpec:
     for part in _split_top_level(rest):
         key, eq, value = part.partition("=")
         if not eq or not key.strip():
-            raise EvaluationError(f"env spec {text!r}: expected key=value after ':', got {part!r}")
+            raise EvaluationError(f"env spec {shorten(text)}: expected key=value after ':', got {shorten(part)}")
         kwargs[key.strip()] = _parse_value(value.strip())
     spec = EnvSpec(env_id, kwargs)
     validate_env_spec(spec, text)
@@ -108,12 +108,12 @@ def validate_env_spec(spec: EnvSpec, text: str | None = None) -> None:
 
     shown = text or spec.label
     if spec.env_id not in gymnasium.registry:
-        raise EvaluationError(f"unknown scenario {shown!r}{did_you_mean(spec.env_id, envs.ENV_IDS)} "
+        raise EvaluationError(f"unknown scenario {shorten(shown)}{did_you_mean(spec.env_id, envs.ENV_IDS)} "
                               f"(known: {', '.join(envs.ENV_IDS)})")
     try:
         env = spec.make()
     except (ValueError, TypeError) as exc:
-        raise EvaluationError(f"env spec {shown!r}: {exc}") from None
+        raise EvaluationError(f"env spec {shorten(shown)}: {exc}") from None
     env.close()
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import envs
+from core.util import is_finite_number, is_whole_number
 from envs.scenario import ScenarioError
 
 P = len(envs.PROVIDERS)
@@ -114,6 +115,9 @@ def test_get_scenario_accepts_prefix_and_returns_frozen_copies() -> None:
         ({"provider_share": (0.5, 0.5, 0.0, 0.0, 0.1)}, "provider_share must be non-negative and sum to 1"),
         ({"provider_share": (0.5, 0.5)}, "provider_share needs one value per provider"),
         ({"provider_share": "abc"}, "provider_share.*sequence of numbers"),
+        ({"provider_share": (10**400,) * 5}, "provider_share.*sequence of numbers"),  # no float holds it
+        ({"spike_penalty": 10**400}, "'spike_penalty' must be a finite number"),
+        ({"horizon": 10**400}, r"horizon must be a whole number.*\(401 chars\)"),  # cut short, not 401 digits
         ({"tier_complaint_rate": (0.1,) * 3}, "tier_complaint_rate needs one value per tier"),
         ({"tier_unknown_user_rate": (0.1, 0.1, 0.1, 2.0)}, "tier_unknown_user_rate values must lie in"),
         ({"warmup_days": (14, 0, 14, 14, 14)}, "warmup_days must be positive"),
@@ -155,3 +159,24 @@ def test_scenario_error_is_a_value_error() -> None:
 def test_bad_num_envs() -> None:
     with pytest.raises(ValueError, match="num_envs"):
         envs.WarmupVectorEnv(0)
+
+
+@pytest.mark.parametrize(("value", "finite", "whole"), [
+    (3, True, True),
+    (-1, True, False),  # below the default low of 0
+    (2.5, True, False),
+    (3.0, True, False),  # a float is not a whole number: a config's 3.0 epochs is a typo to name
+    (True, False, False),  # YAML's and JSON's true is a Python int
+    (float("nan"), False, False),
+    (float("-inf"), False, False),
+    (10**400, False, True),  # valid JSON and YAML; math.isfinite raises OverflowError on it
+    ("3", False, False),
+    (None, False, False),
+])
+def test_numbers_from_data_are_told_apart(value: Any, finite: bool, whole: bool) -> None:
+    assert is_finite_number(value) is finite and is_whole_number(value) is whole
+
+
+def test_whole_number_bounds_are_inclusive() -> None:
+    assert is_whole_number(1, 1, 5) and is_whole_number(5, 1, 5) and is_whole_number(-3, -3)
+    assert not is_whole_number(0, 1, 5) and not is_whole_number(6, 1, 5)

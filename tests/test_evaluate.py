@@ -179,6 +179,8 @@ def _corrupt_run(folder: Path) -> Path:
     (["--policy", "runs/does-not-exist/", "--env", TINY_ENVS[0]], "no such run folder"),
     (["--policy", "CORRUPT", "--env", TINY_ENVS[0]], "cannot load policy"),
     (["--policy", "aimd", "--env", TINY_ENVS[0], "--episodes", "0"], "at least 1"),
+    (["--policy", "aimd", "--env", TINY_ENVS[0], "-n", "2", "--seed", "4294967295"], "runs past the last episode seed"),
+    (["--policy", "aimd", "--env", "ipwarmup/NewIP-v1:spike_penalty=" + "9" * 400], "(434 chars)"),  # cut short
     (["--env", TINY_ENVS[0]], "no policy given"),
 ])
 def test_bad_input_is_one_line_nonzero_exit_and_nothing_written(tmp_path: Path, args: list[str], message: str) -> None:

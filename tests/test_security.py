@@ -25,6 +25,7 @@ from export_helpers import exported
 import envs
 from agents import load_policy
 from agents.ppo import LegacyRunError, RunError, load_run, read_checkpoint
+from core.features import MAX_FRAME_STACK
 from core.providers import PROVIDERS
 from deploy import runtime as rt
 from deploy.ses_events import MAX_CSV_LINE, ProviderMap, StatsError, read_stats
@@ -207,6 +208,12 @@ def _nan_statistics(members: dict[str, bytes], manifest: dict[str, Any]) -> None
     members["normalization.json"] = json.dumps(norm).encode()
 
 
+def _count_no_float_holds(members: dict[str, bytes], manifest: dict[str, Any]) -> None:
+    norm = json.loads(members["normalization.json"])
+    norm["obs"]["count"] = 10**400  # valid JSON; math.isfinite raised OverflowError on it
+    members["normalization.json"] = json.dumps(norm).encode()
+
+
 def _other_network(members: dict[str, bytes], manifest: dict[str, Any]) -> None:
     manifest["policy_kwargs"] = {**manifest["policy_kwargs"], "activation_fn": "relu"}
 
@@ -217,6 +224,7 @@ def _other_network(members: dict[str, bytes], manifest: dict[str, Any]) -> None:
     (_object_dtype, True, "has dtype '|O'"),
     (_shape_lies, True, "do not hold shape"),
     (_nan_statistics, True, "finite means"),
+    (_count_no_float_holds, True, "a positive count"),
     (_other_network, True, "config.yaml says"),
     (lambda m, manifest: manifest.update(version=99), True, "version 99"),
 ])
@@ -233,7 +241,8 @@ def test_a_crafted_checkpoint_is_refused_in_one_line(tmp_path: Path, mutate: Any
     ({"policy_kwargs": {"net_arch": [4096, 4096], "activation_fn": "tanh"}}, "the run folder's files do not belong"),
     ({"policy_kwargs": {"net_arch": [10**8], "activation_fn": "tanh"}}, "net_arch must be a list of layer widths"),
     ({"frame_stack": "two"}, "config.yaml: hyperparameter 'frame_stack' must be int"),
-    ({"n_steps": 10**12, "n_envs": 10**9}, None),  # rollout sizes do not matter for acting: loads, allocates nothing
+    ({"n_steps": 10**12, "n_envs": 65_536}, None),  # rollout sizes do not matter for acting: loads, allocates nothing
+    ({"n_envs": 10**9}, "'n_envs' must be at most 65,536"),
 ])
 def test_a_crafted_config_cannot_make_loading_allocate_a_huge_network(tmp_path: Path, change: dict[str, Any],
                                                                       message: str | None) -> None:
@@ -251,7 +260,7 @@ def test_a_checkpoint_and_config_that_agree_on_a_huge_network_are_refused_before
     """The manifest may claim anything; the weights it really holds bound what is built."""
     run = copy_run(tmp_path)
     (run / "best_model.zip").unlink(missing_ok=True)
-    frames = 100_000
+    frames = MAX_FRAME_STACK  # the most a config may ask for: about 4 million weights the checkpoint does not hold
     config = yaml.safe_load((run / "config.yaml").read_text())
     (run / "config.yaml").write_text(yaml.safe_dump({**config, "frame_stack": frames}))
 

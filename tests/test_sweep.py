@@ -249,11 +249,12 @@ def test_grid_values_split_outside_brackets() -> None:
     (["--grid", "n_steps=[32"], "not valid YAML"),
     (["--grid", "n_steps=32,64", "-params", "n_steps:16"], "in both -params and --grid"),
     (["--grid", "n_steps=many"], "'n_steps' must be an integer"),
+    (["--grid", f"n_steps={10**400}"], "'n_steps' must be a whole number of at most"),
     (["--seeds", "0", "0"], "repeated seed"),
     (["--env", "ipwarmup/NewIP-v9"], "unknown env id"),
     (["--address", "127.0.0.1:1"], "cannot reach a Ray cluster at '127.0.0.1:1'"),
     (["--address", "nowhere"], "must look like HOST:PORT"),
-    (["--eval-episodes", "0"], "--eval-episodes must be at least 1"),
+    (["--eval-episodes", "0"], "--eval-episodes must be in [1, 500,000]"),
 ])
 def test_bad_sweep_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
                                      message: str) -> None:
@@ -341,6 +342,7 @@ def test_tune_writes_a_best_configuration_train_accepts_and_continues(tmp_path: 
 @pytest.mark.parametrize(("space", "message"), [
     ({"learning_rat": [1e-3]}, "did you mean 'learning_rate'"),
     ({"learning_rate": {"low": 1e-3, "high": 1e-4}}, "needs numbers low < high"),
+    ({"learning_rate": {"low": 10**400, "high": 10**401}}, "needs numbers low < high"),  # no float holds them
     ({"learning_rate": {"low": 0, "high": 1e-3, "log": True}}, "low > 0 with log"),
     ({"n_steps": []}, "has no choices"),
     ({"n_steps": {"min": 1}}, "must be {low: A, high: B"),

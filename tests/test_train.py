@@ -153,6 +153,10 @@ def _checkpoint_steps(run: Path) -> int:
         (["-params", "learning_rate:fast"], "'learning_rate' must be a number"),
         (["--resume", "does/not/exist"], "does not exist"),
         (["-params", "policy_kwargs:{optimizer_kwargs: {eps: -1}}"], "cannot be built: Invalid epsilon value: -1"),
+        (["-n", str(10**400)], "'n_timesteps' must be at most 9,007,199,254,740,992"),  # SB3 raised OverflowError
+        (["--num-threads", "0"], "--num-threads must be a whole number in [1, 1024]"),  # torch raised RuntimeError
+        (["--eval-episodes", "500001"], "--eval-episodes must be in [0, 500,000]"),  # before training, not after
+        (["-params", "eval_episodes:0"], "'eval_episodes' must be at least 1 while eval_freq is on"),
     ],
 )
 def test_bad_input_exits_with_one_readable_line(tmp_path: Path, args: list[str], message: str) -> None:
@@ -170,6 +174,8 @@ def test_bad_input_exits_with_one_readable_line(tmp_path: Path, args: list[str],
     ({"n_envs": 1, "n_steps": 1}, "n_steps x n_envs = 1 step cannot be split"),
     ({"policy": "MlpLstmPolicy", "n_envs": 1, "n_steps": 65, "batch_size": 64}, "leaves a minibatch of one step"),
     ({"learning_rate": float("nan")}, "'learning_rate' must be a finite number"),
+    ({"learning_rate": 10**400}, "'learning_rate' must be a finite number"),  # YAML reads any number of digits
+    ({"n_epochs": 10**400}, "'n_epochs' must be a whole number of at most"),
     ({"learning_rate": 0.0}, r"'learning_rate' must be in \(0, inf\)"),
     ({"gamma": 1.5}, r"'gamma' must be in \(0, 1\]"),
     ({"gae_lambda": -0.1}, r"'gae_lambda' must be in \[0, 1\]"),

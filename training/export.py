@@ -41,12 +41,15 @@ from core.features import AUDIENCE_FEATURES, FEATURES_BY_NAME, feature_names
 from core.guard import MARGIN, SLACK_EMAILS, JumpGuard
 from core.providers import FEEDBACK_LOOP, PROVIDERS
 from core.util import (
+    EPISODE_SEED_LIMIT,
     OneLineParser,
     OutputError,
     check_output_folder,
     config_hash,
     fail,
+    is_whole_number,
     output_folder,
+    shorten,
     strict_json,
 )
 from deploy import runtime as rt
@@ -416,8 +419,8 @@ def export_run(run_dir: str | Path, out: str | Path, scenario: str | None = None
         raise ExportError(str(exc)) from None
     if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 1):
         raise ExportError(f"--days must be a whole number of days >= 1, got {days!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise ExportError(f"--seed must be a whole number in [0, 2**32), got {seed!r}")
+    if not is_whole_number(seed, 0, EPISODE_SEED_LIMIT - 1):
+        raise ExportError(f"--seed must be a whole number in [0, 2**32), got {shorten(seed)}")
     try:
         config = read_config(Path(run_dir))
         env_id = scenario or str(config["env_id"])

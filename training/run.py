@@ -59,7 +59,9 @@ from core.util import (
     atomic_write_bytes,
     atomic_write_text,
     did_you_mean,
+    is_whole_number,
     seed_range,
+    shorten,
 )
 from evaluation.episodes import run_episodes
 from training.config import ConfigError, build_model, resolve_config
@@ -68,6 +70,8 @@ from training.vec_env import vecnormalize_of
 
 IMITATION_FILE = "imitation.json"
 """How closely the policy cloned its teacher before PPO (``imitate``), written once at the start of a run."""
+MAX_TORCH_THREADS = 1024
+"""The most torch threads a run may ask for: more than any machine's cores, and what torch's own int holds."""
 LEGACY_DIR = "legacy-sb3"
 """Where ``--convert-run`` keeps an old run folder's original pickled files."""
 METRICS_COLUMNS = ("timesteps", "time", "return", "inboxed_share", "complaint_rate", "bounce_rate", "paused")
@@ -319,6 +323,9 @@ def train(
     """
     import torch
 
+    if not is_whole_number(num_threads, 1, MAX_TORCH_THREADS):
+        raise ConfigError(f"--num-threads must be a whole number in [1, {MAX_TORCH_THREADS}], "
+                          f"got {shorten(num_threads)}")
     torch.set_num_threads(num_threads)
     if resume is not None:
         run_dir = Path(resume)
@@ -338,7 +345,7 @@ def train(
         config["seed"] = seed
     if not 0 <= seed < TRAINING_SEED_LIMIT:
         raise ConfigError(f"training seed must be in [0, {TRAINING_SEED_LIMIT}) so evaluation seeds stay unseen, "
-                          f"got {seed}")
+                          f"got {shorten(seed)}")
     _check_env_id(config["env_id"])
     validate_run_config(config, run_dir)
     frames = int(config.get("frame_stack", 1))

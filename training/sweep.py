@@ -51,7 +51,15 @@ from agents.sweep_folder import (
     read_marker,
     read_trial,
 )
-from core.util import TRAINING_SEED_LIMIT, OneLineParser, atomic_write_text, did_you_mean, fail, shorten
+from core.util import (
+    REPORT_EPISODE_LIMIT,
+    TRAINING_SEED_LIMIT,
+    OneLineParser,
+    atomic_write_text,
+    did_you_mean,
+    fail,
+    shorten,
+)
 
 RUNS_FILE = "runs.csv"
 SUMMARY_FILE = "summary.csv"
@@ -177,8 +185,9 @@ def plan_sweep(env_id: str, seeds: Sequence[int], n_timesteps: int | None = None
     bad = [s for s in seeds if not 0 <= s < TRAINING_SEED_LIMIT]
     if bad:
         raise SweepError(f"training seeds must be in [0, {TRAINING_SEED_LIMIT}), got {bad[0]}")
-    if eval_episodes < 1:
-        raise SweepError(f"--eval-episodes must be at least 1, got {eval_episodes}")
+    if not 1 <= eval_episodes <= REPORT_EPISODE_LIMIT:
+        raise SweepError(f"--eval-episodes must be in [1, {REPORT_EPISODE_LIMIT:,}] so the report's seeds stay below "
+                         f"the benchmark's, got {shorten(eval_episodes)}")
     if n_timesteps is not None and n_timesteps < 1:
         raise SweepError(f"-n must be at least 1, got {n_timesteps}")
     params, grid = dict(params or {}), dict(grid or {})

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shlex
 import sys
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.sweep_folder import MAX_MARKER_BYTES, SweepError
-from core.util import OneLineParser, atomic_write_text, fail, shorten
+from core.util import OneLineParser, atomic_write_text, fail, is_finite_number, shorten
 from training.sweep import (
     check_reachable,
     error_line,
@@ -84,10 +83,6 @@ class Param:
         return self.choices[0] if self.choices else self.low
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def parse_space(data: Any, where: str) -> list[Param]:
     """A search space from its YAML data (``configs/tune.yml``'s format), every entry checked."""
     if not isinstance(data, dict) or not data:
@@ -105,7 +100,8 @@ def parse_space(data: Any, where: str) -> list[Param]:
             raise TuneError(f"search space {where}: {name} must be {{low: A, high: B[, log: true]}} or a list "
                             f"of choices, got {shorten(spec)}")
         low, high, log = spec["low"], spec["high"], spec.get("log", False)
-        if not (_number(low) and _number(high) and low < high) or not isinstance(log, bool) or (log and low <= 0):
+        numbers = is_finite_number(low) and is_finite_number(high) and low < high
+        if not numbers or not isinstance(log, bool) or (log and low <= 0):
             raise TuneError(f"search space {where}: {name} needs numbers low < high (and low > 0 with log), "
                             f"got {shorten(spec)}")
         params.append(Param(name, low, high, log))
