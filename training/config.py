@@ -29,6 +29,10 @@ constructor arguments:
 read the observations through LSTMs (``policy_kwargs``: ``lstm_hidden_size``, ``n_lstm_layers``,
 ``shared_lstm``, ``enable_critic_lstm``; ``frame_stack`` stays 1), installed with the ``recurrent`` extra.
 Cloning, evaluation, resuming, sweeps and export to ONNX take either.
+
+Whole-number settings have bounds (:data:`agents.run_config.WHOLE_RANGES`): ``n_envs`` at most 65,536,
+``frame_stack`` at most 1,000 (what an exported card holds), ``eval_episodes`` at most 500,000 (so periodic
+evaluation's seeds stay below the report's) and at least 1 while ``eval_freq`` is on, ``n_timesteps`` at most 2**53.
 """
 
 from __future__ import annotations
