@@ -71,7 +71,8 @@ from training.vec_env import vecnormalize_of
 IMITATION_FILE = "imitation.json"
 """How closely the policy cloned its teacher before PPO (``imitate``), written once at the start of a run."""
 MAX_TORCH_THREADS = 1024
-"""The most torch threads a run may ask for: more than any machine's cores, and what torch's own int holds."""
+"""The most torch threads a run may ask for: more than any machine's cores. Torch itself refuses 0 in a
+RuntimeError and overflows on a number its C int cannot hold; both are one line here instead."""
 LEGACY_DIR = "legacy-sb3"
 """Where ``--convert-run`` keeps an old run folder's original pickled files."""
 METRICS_COLUMNS = ("timesteps", "time", "return", "inboxed_share", "complaint_rate", "bounce_rate", "paused")
