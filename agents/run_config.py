@@ -148,14 +148,14 @@ def validate_config(config: dict[str, Any]) -> None:
         if key in config and not low <= config[key] <= high:
             bound = f"at least {low}" if config[key] < low else f"at most {high:,}"
             raise ConfigError(f"hyperparameter {shorten(key)} must be {bound}, got {shorten(config[key])}")
-    if config.get("eval_freq", 0) > 0 and config.get("eval_episodes", 1) < 1:
-        raise ConfigError("hyperparameter 'eval_episodes' must be at least 1 while eval_freq is on (0 turns it off)")
     _check_ranges(config)
     _check_minibatches(config, ppo_args, policy)
     if "initial_share" in config and not 1e-4 <= config["initial_share"] <= 1.0:
-        raise ConfigError(f"hyperparameter 'initial_share' must be between 0.0001 and 1, got {config['initial_share']}")
-    if "spike_cost" in config and not 0.0 <= config["spike_cost"] < float("inf"):
-        raise ConfigError(f"hyperparameter 'spike_cost' must be a finite number >= 0, got {config['spike_cost']}")
+        raise ConfigError("hyperparameter 'initial_share' must be between 0.0001 and 1, "
+                          f"got {shorten(config['initial_share'])}")
+    if "spike_cost" in config and not (is_finite_number(config["spike_cost"]) and config["spike_cost"] >= 0):
+        raise ConfigError("hyperparameter 'spike_cost' must be a finite number >= 0, "
+                          f"got {shorten(config['spike_cost'])}")
     kwargs = config.get("policy_kwargs") or {}
     if not isinstance(kwargs, dict):
         raise ConfigError(f"policy_kwargs must be a mapping, got {shorten(kwargs)}")
@@ -192,6 +192,14 @@ def validate_config(config: dict[str, Any]) -> None:
                           f"{', '.join(LSTM_KWARGS)} alone")
 
 
+def check_trainable(config: dict[str, Any]) -> None:
+    """What training needs beyond a valid config: checked before a run starts or resumes, not when a finished run
+    is loaded, which evaluating and exporting do not need (an older run with eval_episodes 0 still loads)."""
+    if config.get("eval_freq", 0) > 0 and config.get("eval_episodes", 1) < 1:
+        raise ConfigError("hyperparameter 'eval_episodes' must be at least 1 while eval_freq is on (0 turns it off): "
+                          "an evaluation of no episodes has no mean return to pick best_model by")
+
+
 def _check_like_default(name: str, value: Any, default: Any) -> None:
     """A value of its default's kind (an argument of PPO or of the policy): true or false for a flag (SB3 reads any
     truthy string as true), a whole number for an integer, a finite number for a number."""
@@ -215,6 +223,8 @@ def _check_ranges(config: dict[str, Any]) -> None:
             continue
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise ConfigError(f"hyperparameter {shorten(key)} must be a number, got {shorten(value)}")
+        if not is_finite_number(value):  # target_kl and clip_range_vf default to None, so nothing else checks them
+            raise ConfigError(f"hyperparameter {shorten(key)} must be a finite number, got {shorten(value)}")
         if not (low <= value if low_included else low < value) or value > high:
             bounds = f"{'[' if low_included else '('}{low:g}, {high:g}{')' if math.isinf(high) else ']'}"
             raise ConfigError(f"hyperparameter {shorten(key)} must be in {bounds}, got {shorten(value)}")

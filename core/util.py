@@ -33,7 +33,8 @@ REPORT_SEED_BASE = 1_500_000
 BENCHMARK_SEED_BASE = 2_000_000
 """The benchmark's episode i of every (policy, env) uses BENCHMARK_SEED_BASE + i: never seen in training."""
 EPISODE_SEED_LIMIT = 2**32
-"""Episode seeds lie in [0, EPISODE_SEED_LIMIT): numpy's legacy seeding, which the bootstrap needs, refuses more."""
+"""A seed given on the command line lies in [0, EPISODE_SEED_LIMIT): numpy's legacy seeding, which the bootstrap
+needs, refuses more."""
 REPORT_EPISODE_LIMIT = BENCHMARK_SEED_BASE - REPORT_SEED_BASE
 """train.py's comparison plays at most this many episodes, so its seeds stay below the benchmark's."""
 
@@ -444,7 +445,11 @@ def did_you_mean(word: str, known: Iterable[str], prefix: str = "") -> str:
 
 def shorten(value: Any, limit: int = 80) -> str:
     """``repr(value)``, cut to ``limit`` characters so a hostile input cannot flood a message."""
-    return shorten_text(repr(value), limit)
+    try:
+        text = repr(value)
+    except ValueError:  # an int (or a list holding one) past Python's 4,300-digit limit for printing
+        text = f"{type(value).__name__} too long to print"
+    return shorten_text(text, limit)
 
 
 def shorten_text(text: str, limit: int = 80) -> str:

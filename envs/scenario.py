@@ -367,6 +367,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (NEW_IP, ADD_IP, SELF_HOSTE
 
 def get_scenario(name: str, /, **overrides: Any) -> Scenario:
     """The named scenario (with or without the ``ipwarmup/`` prefix), with validated overrides."""
+    if not isinstance(name, str):
+        raise ScenarioError(f"a scenario is named by a string such as 'NewIP-v1', got {shorten(name)}")
     key = name.removeprefix("ipwarmup/")
     if key not in SCENARIOS:
         suffix = did_you_mean(key, SCENARIOS, prefix="ipwarmup/")

@@ -37,6 +37,8 @@ PROFILE_METRIC = "inboxed_share"
 """Performance profiles and the interval plot use the inboxed share: already on [0, 1] in every env."""
 
 
+MAX_EPISODES = 1_000_000
+"""Episodes per policy and env at most: days of simulation, not a typo's billions of seeds held in memory."""
 PROFILE_REPS = 500
 """Bootstrap resamples for the profile bands (a figure, 101 thresholds per resample); tables use --reps."""
 
@@ -134,9 +136,11 @@ def resolve(args: argparse.Namespace) -> Plan:
     seed = BENCHMARK_SEED_BASE if seed is None else seed
     if seed < 0:
         raise EvaluationError(f"--seed must be non-negative, got {shorten(seed)}")
-    if seed > EPISODE_SEED_LIMIT - episodes:
-        raise EvaluationError(f"--seed {shorten(seed)} with {shorten(episodes)} episodes runs past the last episode "
-                              f"seed, 2**32 - 1")
+    if seed >= EPISODE_SEED_LIMIT:
+        raise EvaluationError(f"--seed must be below 2**32 (it seeds the bootstrap too), got {shorten(seed)}")
+    if episodes > MAX_EPISODES:
+        raise EvaluationError(f"--episodes (-n) must be at most {MAX_EPISODES:,} per policy and env, "
+                              f"got {shorten(episodes)}")
     if args.trace_episodes < 0:
         raise EvaluationError(f"--trace-episodes must be non-negative, got {args.trace_episodes}")
     envs = list({e.label: e for e in (parse_env_spec(t) for t in env_texts)}.values())

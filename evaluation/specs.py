@@ -82,7 +82,7 @@ def _split_top_level(text: str) -> list[str]:
 def _parse_value(text: str) -> Any:
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except ValueError:  # not JSON (JSONDecodeError), or an integer past Python's 4,300 digits: kept as text
         return text
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import envs
-from core.util import is_finite_number, is_whole_number
+from core.util import is_finite_number, is_whole_number, shorten
 from envs.scenario import ScenarioError
 
 P = len(envs.PROVIDERS)
@@ -180,3 +180,15 @@ def test_numbers_from_data_are_told_apart(value: Any, finite: bool, whole: bool)
 def test_whole_number_bounds_are_inclusive() -> None:
     assert is_whole_number(1, 1, 5) and is_whole_number(5, 1, 5) and is_whole_number(-3, -3)
     assert not is_whole_number(0, 1, 5) and not is_whole_number(6, 1, 5)
+
+
+def test_a_value_too_long_to_print_is_named_not_raised() -> None:
+    """repr() refuses an int past 4,300 digits (YAML 1.1 reads one from a short hex literal): messages must not."""
+    assert shorten(10**5000) == "int too long to print"
+    assert shorten([1, 10**5000]) == "list too long to print"
+    assert shorten(10**100).endswith("(101 chars)")
+
+
+def test_a_scenario_is_named_by_a_string() -> None:
+    with pytest.raises(ScenarioError, match="a scenario is named by a string"):
+        envs.get_scenario(5)  # type: ignore[arg-type]

@@ -39,11 +39,24 @@ def test_env_spec_parses_overrides_lists_and_profiles() -> None:
     assert held_out.kwargs == {"profile": "poor-list"} and "/" not in held_out.slug
 
 
+def test_the_episode_cap_is_checked_before_the_seed_list_is_built() -> None:
+    """The last seed may pass 2**32 (only the first seeds the bootstrap); the count of episodes is what is capped."""
+    def plan(*flags: str) -> cli.Plan:
+        argv = ["--policy", "aimd", "--env", TINY_ENVS[0], "--out", "unused", *flags]
+        return cli.resolve(cli.build_parser().parse_args(argv))
+
+    assert plan("-n", "2", "--seed", str(2**32 - 1)).seeds == [2**32 - 1, 2**32]
+    with pytest.raises(EvaluationError, match="at most 1,000,000 per policy and env"):
+        plan("-n", str(cli.MAX_EPISODES + 1))
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("ipwarmup/NewIPP-v1", "did you mean 'ipwarmup/NewIP-v1'"),
     ("ipwarmup/NewIP-v1:horizn=5", "did you mean 'horizon'"),
     ("ipwarmup/NewIP-v1:horizon", "expected key=value"),
     ("ipwarmup/Randomized-v1:profile=nope", "unknown profile"),
+    ("ipwarmup/NewIP-v1:demand=" + "9" * 5000, r"demand must be a number, got '9.*\(5002 chars\)"),  # past int()'s
+    ("ipwarmup/NewIP-v1:scenario=5", "a scenario is named by a string"),  # was an AttributeError
 ])
 def test_bad_env_specs_name_the_problem(text: str, message: str) -> None:
     with pytest.raises(EvaluationError, match=message):
@@ -179,7 +192,7 @@ def _corrupt_run(folder: Path) -> Path:
     (["--policy", "runs/does-not-exist/", "--env", TINY_ENVS[0]], "no such run folder"),
     (["--policy", "CORRUPT", "--env", TINY_ENVS[0]], "cannot load policy"),
     (["--policy", "aimd", "--env", TINY_ENVS[0], "--episodes", "0"], "at least 1"),
-    (["--policy", "aimd", "--env", TINY_ENVS[0], "-n", "2", "--seed", "4294967295"], "runs past the last episode seed"),
+    (["--policy", "aimd", "--env", TINY_ENVS[0], "--seed", "4294967296"], "--seed must be below 2**32"),
     (["--policy", "aimd", "--env", "ipwarmup/NewIP-v1:spike_penalty=" + "9" * 400], "(434 chars)"),  # cut short
     (["--env", TINY_ENVS[0]], "no policy given"),
 ])

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from core.features import MAX_FRAME_STACK
 from core.providers import PROVIDERS
 from deploy import runtime as rt
 from deploy.ses_events import MAX_CSV_LINE, ProviderMap, StatsError, read_stats
+from training.config import ConfigError
 from training.export import ExportError, export_run
 from training.run import convert_run, train
 
@@ -254,6 +256,26 @@ def test_a_crafted_config_cannot_make_loading_allocate_a_huge_network(tmp_path: 
         return
     with pytest.raises(RunError, match=message.replace("(", r"\(")):
         load_run(run)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"eval_freq": 64, "eval_episodes": 0}, "'eval_episodes' must be at least 1 while eval_freq is on"),
+    ({"seed": "abc"}, "training seed must be in [0, 1000000)"),  # int() raised ValueError
+    ({"seed": float("inf")}, "training seed must be in [0, 1000000)"),  # int() raised OverflowError
+])
+def test_a_run_that_cannot_resume_still_loads_and_resuming_it_is_one_line(tmp_path: Path, change: dict[str, Any],
+                                                                         message: str) -> None:
+    """An older run with eval_episodes 0 (the docs once read "0 disables") is evaluated and exported as before;
+    only training on from it is refused, before anything is written."""
+    run = copy_run(tmp_path)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    (run / "config.yaml").write_text(yaml.safe_dump({**config, **change}))
+    before = sorted(p.name for p in run.rglob("*"))
+    if "seed" not in change:
+        load_run(run)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        train(None, 0, None, resume=run, n_timesteps=64)
+    assert sorted(p.name for p in run.rglob("*")) == before
 
 
 def test_a_checkpoint_and_config_that_agree_on_a_huge_network_are_refused_before_building(tmp_path: Path) -> None:

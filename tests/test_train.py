@@ -176,6 +176,8 @@ def test_bad_input_exits_with_one_readable_line(tmp_path: Path, args: list[str],
     ({"learning_rate": float("nan")}, "'learning_rate' must be a finite number"),
     ({"learning_rate": 10**400}, "'learning_rate' must be a finite number"),  # YAML reads any number of digits
     ({"n_epochs": 10**400}, "'n_epochs' must be a whole number of at most"),
+    ({"target_kl": 10**400}, "'target_kl' must be a finite number"),  # None by default: crashed after a rollout
+    ({"spike_cost": 10**400}, "'spike_cost' must be a finite number"),
     ({"learning_rate": 0.0}, r"'learning_rate' must be in \(0, inf\)"),
     ({"gamma": 1.5}, r"'gamma' must be in \(0, 1\]"),
     ({"gae_lambda": -0.1}, r"'gae_lambda' must be in \[0, 1\]"),
@@ -274,6 +276,13 @@ def test_verdict_needs_more_inboxed_apart_and_rates_not_worse() -> None:
     assert "more complaints" in verdict(more_complaints, base, "ses-standard")
     more_bounces = {**same_rates, "bounce_rate": (0.02, 0.019, 0.021)}
     assert "more bounces" in verdict(more_bounces, base, "ses-standard")
+
+
+def test_a_params_number_past_pythons_digit_limit_is_one_line() -> None:
+    with pytest.raises(ConfigError, match=r"-params value for 'n_envs' is not valid YAML .*\(5002 chars\)"):
+        parse_params(["n_envs:" + "9" * 5000])  # PyYAML raised ValueError, not YAMLError
+    with pytest.raises(ConfigError, match="'n_envs' must be at most 65,536, got int too long to print"):
+        resolve_config("ipwarmup/NewIP-v1", None, parse_params(["n_envs:0x" + "f" * 4000]))  # YAML 1.1 hex
 
 
 def test_exponent_floats_read_as_numbers(tmp_path: Path) -> None:

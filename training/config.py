@@ -50,10 +50,12 @@ from agents.run_config import (  # noqa: F401 (re-exported: the training side's 
     TRAINING_KEYS,
     ConfigError,
     algorithm_class,
+    check_trainable,
     make_policy_kwargs,
     ppo_arguments,
     validate_config,
 )
+from core.util import shorten
 from training.imitation import check_teacher
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "ppo.yml"
@@ -80,7 +82,7 @@ def _load_yaml(path: Path) -> dict[str, Any]:
         data = load_config_yaml(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: an integer past Python's 4,300 digits
         raise ConfigError(f"config file {path} is not valid YAML: {exc}".replace("\n", " ")) from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must map env ids (or 'default') to hyperparameters")
@@ -96,8 +98,9 @@ def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
             raise ConfigError(f"-params entry {pair!r} must look like key:value")
         try:
             out[key.strip()] = load_config_yaml(raw)
-        except yaml.YAMLError:
-            raise ConfigError(f"-params value for {key!r} is not valid YAML: {raw!r}") from None
+        except (yaml.YAMLError, ValueError):  # ValueError: an integer past Python's 4,300 digits
+            raise ConfigError(f"-params value for {shorten(key)} is not valid YAML (or a number too long to read): "
+                              f"{shorten(raw)}") from None
     return out
 
 
@@ -110,6 +113,7 @@ def resolve_config(
     config.update(data.get(env_id) or {})
     config.update(overrides or {})
     validate_config(config)
+    check_trainable(config)
     check_teacher(config)
     config["env_id"] = env_id
     return config

@@ -52,7 +52,7 @@ from agents.ppo import (
     validate_run_config,
     write_checkpoint,
 )
-from agents.run_config import jump_guard_of
+from agents.run_config import check_trainable, jump_guard_of
 from core.util import (
     EVAL_SEED_BASE,
     TRAINING_SEED_LIMIT,
@@ -333,7 +333,7 @@ def train(
         config = read_config(run_dir)
         if n_timesteps is not None:
             config["n_timesteps"] = n_timesteps
-        seed = int(config.get("seed", seed))
+        seed = config.get("seed", seed)
     else:
         if env_id is None or out is None:
             raise ConfigError("--env and --out are required unless --resume is given")
@@ -344,11 +344,12 @@ def train(
             extra["n_timesteps"] = n_timesteps
         config = resolve_config(env_id, conf_file, extra)
         config["seed"] = seed
-    if not 0 <= seed < TRAINING_SEED_LIMIT:
+    if not is_whole_number(seed, 0, TRAINING_SEED_LIMIT - 1):
         raise ConfigError(f"training seed must be in [0, {TRAINING_SEED_LIMIT}) so evaluation seeds stay unseen, "
                           f"got {shorten(seed)}")
     _check_env_id(config["env_id"])
     validate_run_config(config, run_dir)
+    check_trainable(config)
     frames = int(config.get("frame_stack", 1))
     checkpoint = latest_checkpoint(run_dir) if resume is not None else None
     if checkpoint is not None:
