@@ -32,7 +32,8 @@ Cloning, evaluation, resuming, sweeps and export to ONNX take either.
 
 Whole-number settings have bounds (:data:`agents.run_config.WHOLE_RANGES`): ``n_envs`` at most 65,536,
 ``frame_stack`` at most 1,000 (what an exported card holds), ``eval_episodes`` at most 500,000 (so periodic
-evaluation's seeds stay below the report's) and at least 1 while ``eval_freq`` is on, ``n_timesteps`` at most 2**53.
+evaluation's seeds stay below the report's), ``n_timesteps`` at most 2**53. ``eval_episodes`` must be at least 1
+while ``eval_freq`` is on, checked when a run starts or resumes (an older run with 0 still loads).
 """
 
 from __future__ import annotations
