@@ -62,8 +62,10 @@ def parse_audience(items: Sequence[str]) -> dict[str, float] | None:
             raise StatsError(f"--audience {shorten(item)}: expected TIER=FRACTION with TIER one of {known}")
         if name in audience:
             raise StatsError(f"--audience {shorten(item)}: {name} is given twice")
+        if len(value) > 40:  # no fraction needs 40 characters: refused as the text the user gave
+            raise StatsError(f"--audience {shorten(item)}: {shorten(value)} is not a fraction in [0, 1]")
         try:
-            audience[name] = float(value) if len(value) <= 40 else float("nan")
+            audience[name] = float(value)
         except ValueError:
             raise StatsError(f"--audience {shorten(item)}: {shorten(value)} is not a number") from None
     try:

@@ -171,6 +171,7 @@ GOOD_AUDIENCE = ("opened_30d=0.45", "opened_60d=0.25", "opened_90d=0.15", "older
     (("opened_30d=45", "opened_60d=25", "opened_90d=15", "older=15"), "a percentage? 45% is 0.45"),
     (("opened_30d=0.45", "opened_60d=0.25", "opened_90d=0.15", "older=0.45"), "sum to 1.3, not 1"),
     (("opened_30d=nan", "opened_60d=0.25", "opened_90d=0.15", "older=0.15"), "between 0 and 1"),
+    (("opened_30d=" + "1" * 400, "opened_60d=0", "opened_90d=0", "older=0"), "'111111"),  # echoed, not 'nan'
 ])
 def test_cli_reports_a_bad_audience_in_one_line(tmp_path: Path, audience: tuple[str, ...], message: str) -> None:
     (tmp_path / "stats.csv").write_text(HEADER + GOOD)
