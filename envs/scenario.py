@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from core.providers import PROVIDERS, TIERS, per_provider
-from core.util import did_you_mean, is_finite_number, shorten
+from core.util import did_you_mean, is_finite_number, is_whole_number, shorten
 from envs.profiles import HELDOUT_PROFILES, TRAIN_MAX_MICROSOFT_SHARE
 
 VERSION = 1
@@ -287,7 +287,7 @@ def _validate(s: Scenario) -> None:
     for name in POSITIVE:
         if getattr(s, name) <= 0:
             fail(f"{name} must be positive, got {getattr(s, name)}")
-    if not isinstance(s.horizon, int) or isinstance(s.horizon, bool) or not 1 <= s.horizon <= 1000:
+    if not is_whole_number(s.horizon, 1, 1000):
         fail(f"horizon must be a whole number of days in [1, 1000], got {shorten(s.horizon)}")
     if not 1.0 <= s.demand <= 1e8:
         fail(f"demand must be in [1, 1e8] emails/day, got {s.demand}")
