@@ -6,7 +6,9 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import scipy.stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import guard_ceiling  # noqa: E402
@@ -22,6 +24,25 @@ def test_the_prior_s_day_one_costs_the_planner_return(capsys: pytest.CaptureFixt
     assert nojump > floor + 0.5
     assert re.fullmatch(r"[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\] \d/3", cells[4])
     assert abs(float(cells[4].split()[0]) - (floor - ses)) < 0.011
+
+
+def test_iqm_table_gives_the_floor_limited_share_of_oracle_reward(capsys: pytest.CaptureFixture) -> None:
+    """The second table is each policy's IQM (25% trimmed mean) over the same seeds, and the share is the
+    floor-limited planner's IQM over oracle-reward's: the figure issue 13's 95% bar is judged by."""
+    env, seeds = "ipwarmup/NewIP-v1:horizon=8", 4
+    guard_ceiling.main(["-n", str(seeds), "-w", "1", "--env", env])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(f"| {env}")]
+    assert len(rows) == 2
+    cells = [c.strip() for c in rows[1].strip("|").split("|")]
+    printed = dict(zip(guard_ceiling.POLICIES, (float(c) for c in cells[1:-1]), strict=True))
+    returns = guard_ceiling.returns(env, "ipwarmup/Randomized-v1",
+                                    list(range(guard_ceiling.BENCHMARK_SEED_BASE,
+                                               guard_ceiling.BENCHMARK_SEED_BASE + seeds)))
+    for name, value in printed.items():
+        assert value == pytest.approx(scipy.stats.trim_mean(returns[name], 0.25), abs=0.006)
+        assert not np.isclose(value, returns[name].mean(), atol=0.006) or np.ptp(returns[name]) < 0.01
+    share = float(cells[-1].rstrip("%")) / 100
+    assert share == pytest.approx(printed[guard_ceiling.FLOOR] / printed["oracle-reward"], abs=0.002)
 
 
 @pytest.mark.parametrize("args, message", [(["--prior", "nope"], "unknown scenario"),
