@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.util import REPORT_EPISODE_LIMIT, OneLineParser, fail, shorten
+from core.util import REPORT_EPISODE_LIMIT, OneLineParser, check_report_episodes, fail
 from envs.scenario import ScenarioError
 
 
@@ -62,9 +62,10 @@ def main(argv: list[str] | None = None) -> None:
     from training.run import train
 
     args = build_parser().parse_args(argv)
-    if not 0 <= args.eval_episodes <= REPORT_EPISODE_LIMIT:  # checked now, not after hours of training
-        fail("train.py", f"--eval-episodes must be in [0, {REPORT_EPISODE_LIMIT:,}] so the comparison's seeds stay "
-                         f"below the benchmark's, got {shorten(args.eval_episodes)}")
+    try:
+        check_report_episodes(args.eval_episodes, low=0)
+    except ValueError as exc:
+        fail("train.py", exc)
     if args.convert_run is not None:
         try:
             convert(args.convert_run, args.trust)

@@ -39,6 +39,17 @@ REPORT_EPISODE_LIMIT = BENCHMARK_SEED_BASE - REPORT_SEED_BASE
 """train.py's comparison plays at most this many episodes, so its seeds stay below the benchmark's."""
 
 
+def check_report_episodes(n: int, low: int) -> None:
+    """Refuse an end-of-training comparison of fewer than ``low`` or more than REPORT_EPISODE_LIMIT episodes.
+
+    train.py and ``ipwarmup sweep`` call it before training, not when the comparison starts hours later; past the
+    limit the comparison's seeds would run into the benchmark's.
+    """
+    if not low <= n <= REPORT_EPISODE_LIMIT:
+        raise ValueError(f"--eval-episodes must be in [{low}, {REPORT_EPISODE_LIMIT:,}] so the comparison's seeds "
+                         f"stay below the benchmark's, got {shorten(n)}")
+
+
 def seed_range(base: int, n: int) -> list[int]:
     """``n`` consecutive seeds from ``base``."""
     return [base + i for i in range(n)]

@@ -250,11 +250,13 @@ def test_grid_values_split_outside_brackets() -> None:
     (["--grid", "n_steps=32,64", "-params", "n_steps:16"], "in both -params and --grid"),
     (["--grid", "n_steps=many"], "'n_steps' must be an integer"),
     (["--grid", f"n_steps={10**400}"], "'n_steps' must be a whole number of at most"),
+    (["--grid", "n_steps=" + "9" * 5000], "not valid YAML (or a number too long to read): '99"),  # past 4,300 digits
     (["--seeds", "0", "0"], "repeated seed"),
     (["--env", "ipwarmup/NewIP-v9"], "unknown env id"),
     (["--address", "127.0.0.1:1"], "cannot reach a Ray cluster at '127.0.0.1:1'"),
     (["--address", "nowhere"], "must look like HOST:PORT"),
     (["--eval-episodes", "0"], "--eval-episodes must be in [1, 500,000]"),
+    (["--eval-episodes", "500001"], "--eval-episodes must be in [1, 500,000]"),
 ])
 def test_bad_sweep_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
                                      message: str) -> None:

@@ -52,10 +52,10 @@ from agents.sweep_folder import (
     read_trial,
 )
 from core.util import (
-    REPORT_EPISODE_LIMIT,
     TRAINING_SEED_LIMIT,
     OneLineParser,
     atomic_write_text,
+    check_report_episodes,
     did_you_mean,
     fail,
     shorten,
@@ -143,7 +143,7 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
         try:
             values = [load_config_yaml(t) for t in texts]
         except Exception:  # noqa: BLE001  (any YAML error is the same bad input)
-            raise SweepError(f"--grid {key}: a value is not valid YAML: {shorten(raw)}") from None
+            raise SweepError(f"--grid {key}: a value is not valid YAML (or a number too long to read): {shorten(raw)}") from None
         if len({json.dumps(v, sort_keys=True, default=str) for v in values}) != len(values):
             raise SweepError(f"--grid {key}: a value is repeated in {shorten(raw)}")
         grid[key] = values
@@ -185,9 +185,10 @@ def plan_sweep(env_id: str, seeds: Sequence[int], n_timesteps: int | None = None
     bad = [s for s in seeds if not 0 <= s < TRAINING_SEED_LIMIT]
     if bad:
         raise SweepError(f"training seeds must be in [0, {TRAINING_SEED_LIMIT}), got {bad[0]}")
-    if not 1 <= eval_episodes <= REPORT_EPISODE_LIMIT:
-        raise SweepError(f"--eval-episodes must be in [1, {REPORT_EPISODE_LIMIT:,}] so the report's seeds stay below "
-                         f"the benchmark's, got {shorten(eval_episodes)}")
+    try:
+        check_report_episodes(eval_episodes, low=1)
+    except ValueError as exc:
+        raise SweepError(str(exc)) from None
     if n_timesteps is not None and n_timesteps < 1:
         raise SweepError(f"-n must be at least 1, got {n_timesteps}")
     params, grid = dict(params or {}), dict(grid or {})
