@@ -143,7 +143,8 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
         try:
             values = [load_config_yaml(t) for t in texts]
         except Exception:  # noqa: BLE001  (any YAML error is the same bad input)
-            raise SweepError(f"--grid {key}: a value is not valid YAML (or a number too long to read): {shorten(raw)}") from None
+            raise SweepError(f"--grid {key}: a value is not valid YAML (or a number too long to read): "
+                             f"{shorten(raw)}") from None
         if len({json.dumps(v, sort_keys=True, default=str) for v in values}) != len(values):
             raise SweepError(f"--grid {key}: a value is repeated in {shorten(raw)}")
         grid[key] = values
