@@ -1,7 +1,7 @@
 """What never jumping costs a planner that knows everything, and what starting from the prior's floor costs it.
 
 Run ``python benchmarks/guard_ceiling.py [--prior ipwarmup/Randomized-v1] [--episodes 50] [--workers 2]``.
-On each env of the standard suite and its seeds, three policies play: ``oracle-nojump`` (the ceiling for a policy
+On each env of the standard suite and its seeds, four policies play: ``oracle-nojump`` (the ceiling for a policy
 that never jumps, day 1 judged against the true cold acceptance), the same planner whose day 1 starts from the
 jump guard's base of a policy trained on ``--prior`` (what such a policy may assume before any answer: the
 ceiling for it, as far as day 1 is concerned), ``ses-standard`` and ``oracle-reward`` (the reference of issue 13's
