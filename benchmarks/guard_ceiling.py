@@ -1,16 +1,18 @@
 """What never jumping costs a planner that knows everything, and what starting from the prior's floor costs it.
 
 Run ``python benchmarks/guard_ceiling.py [--prior ipwarmup/Randomized-v1] [--episodes 50] [--workers 2]``.
-On each env of the standard suite and its seeds, four policies play: ``oracle-nojump`` (the ceiling for a policy
+On each env of the standard suite and its seeds, five policies play: ``oracle-nojump`` (the ceiling for a policy
 that never jumps, day 1 judged against the true cold acceptance), the same planner whose day 1 starts from the
 jump guard's base of a policy trained on ``--prior`` (what such a policy may assume before any answer: the
-ceiling for it, as far as day 1 is concerned), ``ses-standard`` and ``oracle-reward`` (the reference of issue 13's
-95% bar). Prints per env the mean return of each with the paired difference of the floor-limited planner from
-``ses-standard`` (mean [95% t CI], seeds won): where that difference is near zero or below, even a planner that
-knows everything but day 1's cold acceptance does not beat SES's plan there without a jump (approximately: the
-planner is a heuristic search, not an exact optimum). A second table gives each policy's IQM, the benchmark's
-statistic, and the floor-limited planner's IQM as a share of ``oracle-reward``'s: where that share is under a bar,
-a guarded policy is unlikely to reach the bar either (the same approximation).
+ceiling for it, as far as day 1 is concerned), ``ses-standard``, ``ses-standard`` through the same guard (SES's
+plan as a sender who never jumps would send it) and ``oracle-reward`` (the reference of issue 13's 95% bar).
+
+Prints per env the mean return of each with paired differences from ``ses-standard`` (mean [95% t CI], seeds
+won). Where the floor-limited planner's is near zero or below, even a planner that knows everything but day 1's
+cold acceptance does not beat SES's plan there without a jump (approximately: the planner is a heuristic search,
+not an exact optimum). A second table gives each policy's IQM, the benchmark's statistic, and the floor-limited
+planner's IQM as a share of ``oracle-reward``'s: where that share is under a bar, a guarded policy is unlikely to
+reach the bar either (the same approximation).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -31,6 +34,7 @@ from rliable.metrics import aggregate_iqm  # noqa: E402
 
 import envs  # noqa: E402,F401  (registers the ipwarmup ids)
 from agents import load_policy  # noqa: E402
+from core.guard import GuardedSends  # noqa: E402
 from envs.dynamics import jump_guard  # noqa: E402
 from envs.scenario import get_scenario  # noqa: E402
 from evaluation.episodes import play_episode  # noqa: E402
@@ -39,7 +43,25 @@ from evaluation.stats import paired_stats  # noqa: E402
 from evaluation.suite import BENCHMARK_SEED_BASE, get_suite  # noqa: E402
 
 FLOOR = "oracle-nojump (prior's day 1)"
-POLICIES = ("oracle-nojump", FLOOR, "ses-standard", "oracle-reward")
+GUARDED_SES = "ses-standard (guarded)"
+POLICIES = ("oracle-nojump", FLOOR, "ses-standard", GUARDED_SES, "oracle-reward")
+
+
+class Guarded:
+    """A baseline whose actions pass through a jump guard, as a trained run's do (``RunPolicy``); batched input,
+    as ``play_episode`` gives it."""
+
+    def __init__(self, policy: Any, guarded_sends: GuardedSends) -> None:
+        self.policy, self.guarded_sends = policy, guarded_sends
+
+    def reset(self, seed: int | None = None) -> None:
+        self.policy.reset(seed)
+        self.guarded_sends.reset()
+
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: np.ndarray | None = None,
+                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+        action, state = self.policy.predict(observation, state, episode_start, deterministic)
+        return self.guarded_sends.observed(action, observation, episode_start), state
 
 
 def returns(env_text: str, prior: str, seeds: list[int]) -> dict[str, np.ndarray]:
@@ -48,10 +70,13 @@ def returns(env_text: str, prior: str, seeds: list[int]) -> dict[str, np.ndarray
     env = gymnasium.make(spec.env_id, **spec.kwargs)
     out = {}
     try:
+        guard = jump_guard(get_scenario(prior))
         for name in POLICIES:
-            policy = load_policy(name if name != FLOOR else "oracle-nojump", env)
+            policy = load_policy({FLOOR: "oracle-nojump", GUARDED_SES: "ses-standard"}.get(name, name), env)
             if name == FLOOR:
-                policy.day1_reference = jump_guard(get_scenario(prior)).base
+                policy.day1_reference = guard.base
+            if name == GUARDED_SES:
+                policy = Guarded(policy, GuardedSends(guard))
             out[name] = np.array([play_episode(policy, env, seed).kpis()["return"] for seed in seeds])
     finally:
         env.close()
@@ -92,11 +117,12 @@ def main(argv: list[str] | None = None) -> None:
             except BrokenProcessPool as exc:
                 parser.exit(1, f"guard_ceiling.py: error: a worker process died ({exc}); rerun with --workers 1\n")
     print(f"mean return over {args.episodes} seeds from {BENCHMARK_SEED_BASE}; day 1 from {args.prior}'s guard base")
-    print("| env | oracle-nojump | " + FLOOR + " | ses-standard | floor-limited - ses-standard |")
-    print("|---|---|---|---|---|")
+    print("| env | oracle-nojump | " + FLOOR + " | ses-standard | floor-limited - ses-standard | "
+          + GUARDED_SES + " - ses-standard |")
+    print("|---|---|---|---|---|---|")
     for text, r in zip(env_texts, results, strict=True):
         print(f"| {text} | {r['oracle-nojump'].mean():.2f} | {r[FLOOR].mean():.2f} | {r['ses-standard'].mean():.2f} | "
-              f"{paired(r[FLOOR], r['ses-standard'])} |")
+              f"{paired(r[FLOOR], r['ses-standard'])} | {paired(r[GUARDED_SES], r['ses-standard'])} |")
     print()
     print(f"IQM return over the same seeds; share = {FLOOR}'s IQM / oracle-reward's")
     print("| env | " + " | ".join(POLICIES) + " | share |")

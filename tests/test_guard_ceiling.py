@@ -45,6 +45,28 @@ def test_iqm_table_gives_the_floor_limited_share_of_oracle_reward(capsys: pytest
     assert share == pytest.approx(printed[guard_ceiling.FLOOR] / printed["oracle-reward"], abs=0.002)
 
 
+def test_guarded_ses_standard_keeps_its_plan_without_its_jumps() -> None:
+    """SES's plan through the Randomized guard: on NewIP-v1 the plain plan jumps on some seeds (0.44 days an
+    episode on the suite's), the guarded one never does, and it sends the plan's volume on the other days."""
+    import gymnasium
+
+    from agents import load_policy
+    from core.guard import GuardedSends
+    from envs.dynamics import jump_guard
+    from envs.scenario import get_scenario
+    from evaluation.episodes import play_episode
+
+    env = gymnasium.make("ipwarmup/NewIP-v1")
+    guard = jump_guard(get_scenario("ipwarmup/Randomized-v1"))
+    plain = load_policy("ses-standard", env)
+    guarded = guard_ceiling.Guarded(load_policy("ses-standard", env), GuardedSends(guard))
+    plain_kpis = [play_episode(plain, env, seed).kpis() for seed in range(10)]
+    guarded_kpis = [play_episode(guarded, env, seed).kpis() for seed in range(10)]
+    assert sum(k["spike_days"] for k in plain_kpis) > 0
+    assert sum(k["spike_days"] for k in guarded_kpis) == 0
+    assert all(abs(g["return"] - p["return"]) < 1.0 for g, p in zip(guarded_kpis, plain_kpis, strict=True))
+
+
 @pytest.mark.parametrize("args, message", [(["--prior", "nope"], "unknown scenario"),
                                            (["--env", "ipwarmup/Nope-v1"], "unknown"),
                                            (["-n", "1"], "--episodes")])
