@@ -48,8 +48,7 @@ POLICIES = ("oracle-nojump", FLOOR, "ses-standard", GUARDED_SES, "oracle-reward"
 
 
 class Guarded:
-    """A baseline whose actions pass through a jump guard, as a trained run's do (``RunPolicy``); batched input,
-    as ``play_episode`` gives it."""
+    """A baseline whose actions pass through a jump guard, as a trained run's do (``RunPolicy``)."""
 
     def __init__(self, policy: Any, guarded_sends: GuardedSends) -> None:
         self.policy, self.guarded_sends = policy, guarded_sends
@@ -60,8 +59,13 @@ class Guarded:
 
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: np.ndarray | None = None,
                 deterministic: bool = True) -> tuple[np.ndarray, Any]:
-        action, state = self.policy.predict(observation, state, episode_start, deterministic)
-        return self.guarded_sends.observed(action, observation, episode_start), state
+        """The policy's actions [n, P] (or [P] for one observation), lowered where the guard caps them."""
+        obs = np.asarray(observation, np.float32)
+        single = obs.ndim == 1
+        batch = obs[None] if single else obs
+        action, state = self.policy.predict(batch, state, episode_start, deterministic)
+        guarded = self.guarded_sends.observed(action, batch, episode_start)
+        return (guarded[0] if single else guarded), state
 
 
 def returns(env_text: str, prior: str, seeds: list[int]) -> dict[str, np.ndarray]:

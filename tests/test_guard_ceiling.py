@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ def test_the_prior_s_day_one_costs_the_planner_return(capsys: pytest.CaptureFixt
     assert nojump > floor + 0.5
     assert re.fullmatch(r"[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\] \d/3", cells[4])
     assert abs(float(cells[4].split()[0]) - (floor - ses)) < 0.011
+    assert re.fullmatch(r"[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\] \d/3", cells[5])  # guarded - plain SES
 
 
 def test_iqm_table_gives_the_floor_limited_share_of_oracle_reward(capsys: pytest.CaptureFixture) -> None:
@@ -46,8 +48,9 @@ def test_iqm_table_gives_the_floor_limited_share_of_oracle_reward(capsys: pytest
 
 
 def test_guarded_ses_standard_keeps_its_plan_without_its_jumps() -> None:
-    """SES's plan through the Randomized guard: on NewIP-v1 the plain plan jumps on some seeds (0.44 days an
-    episode on the suite's), the guarded one never does, and it sends the plan's volume on the other days."""
+    """SES's plan through the Randomized guard on NewIP-v1: the plain plan jumps on some seeds (0.44 days an
+    episode on the suite's), the guarded one never does; each day the guarded action is the plan's own, or lower
+    where the guard caps it; and returns() plays this guarded plan in its guarded row."""
     import gymnasium
 
     from agents import load_policy
@@ -58,13 +61,55 @@ def test_guarded_ses_standard_keeps_its_plan_without_its_jumps() -> None:
 
     env = gymnasium.make("ipwarmup/NewIP-v1")
     guard = jump_guard(get_scenario("ipwarmup/Randomized-v1"))
-    plain = load_policy("ses-standard", env)
-    guarded = guard_ceiling.Guarded(load_policy("ses-standard", env), GuardedSends(guard))
-    plain_kpis = [play_episode(plain, env, seed).kpis() for seed in range(10)]
-    guarded_kpis = [play_episode(guarded, env, seed).kpis() for seed in range(10)]
+    seeds = list(range(10))
+
+    class Recorder:
+        """A policy that records the actions it answers with."""
+
+        def __init__(self, policy: Any) -> None:
+            self.policy, self.actions = policy, []
+
+        def reset(self, seed: int | None = None) -> None:
+            self.policy.reset(seed)
+
+        def predict(self, observation, state=None, episode_start=None, deterministic=True):  # noqa: ANN001,ANN201
+            action, state = self.policy.predict(observation, state, episode_start, deterministic)
+            self.actions.append(np.array(action))
+            return action, state
+
+    plan = Recorder(load_policy("ses-standard", env))
+    guarded = Recorder(guard_ceiling.Guarded(plan, GuardedSends(guard)))
+    plain_kpis = [play_episode(load_policy("ses-standard", env), env, seed).kpis() for seed in seeds]
+    guarded_kpis = [play_episode(guarded, env, seed).kpis() for seed in seeds]
+    raw, out = np.concatenate(plan.actions), np.concatenate(guarded.actions)
+    assert raw.shape == out.shape and np.all(out <= raw + 1e-7)  # the guard only lowers
+    capped_days = int(np.any(out < raw - 1e-7, axis=1).sum())
+    assert 0 < capped_days < len(raw) / 4  # capped on some days, the plan's own action on most
     assert sum(k["spike_days"] for k in plain_kpis) > 0
     assert sum(k["spike_days"] for k in guarded_kpis) == 0
-    assert all(abs(g["return"] - p["return"]) < 1.0 for g, p in zip(guarded_kpis, plain_kpis, strict=True))
+    rows = guard_ceiling.returns("ipwarmup/NewIP-v1", "ipwarmup/Randomized-v1", seeds)
+    np.testing.assert_allclose(rows[guard_ceiling.GUARDED_SES], [k["return"] for k in guarded_kpis])
+    assert not np.allclose(rows[guard_ceiling.GUARDED_SES], rows["ses-standard"])
+
+
+def test_guarded_policy_takes_one_observation_as_predict_does() -> None:
+    """Like every policy, the wrapper takes a single observation [OBS_SIZE] and answers with one action [P]."""
+    import gymnasium
+
+    from agents import load_policy
+    from core.guard import GuardedSends
+    from envs.dynamics import jump_guard
+    from envs.scenario import get_scenario
+
+    env = gymnasium.make("ipwarmup/NewIP-v1")
+    obs, _ = env.reset(seed=0)
+    guarded = guard_ceiling.Guarded(load_policy("ses-standard", env),
+                                    GuardedSends(jump_guard(get_scenario("ipwarmup/Randomized-v1"))))
+    single, _ = guarded.predict(obs)
+    guarded.reset()
+    batched, _ = guarded.predict(obs[None])
+    assert single.shape == env.action_space.shape and batched.shape == (1, *env.action_space.shape)
+    np.testing.assert_array_equal(single, batched[0])
 
 
 @pytest.mark.parametrize("args, message", [(["--prior", "nope"], "unknown scenario"),
