@@ -192,3 +192,18 @@ def test_a_value_too_long_to_print_is_named_not_raised() -> None:
 def test_a_scenario_is_named_by_a_string() -> None:
     with pytest.raises(ScenarioError, match="a scenario is named by a string"):
         envs.get_scenario(5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"days": 0}, "--days must be a whole number of days >= 1, got 0"),
+    ({"days": True}, "--days must be a whole number of days >= 1, got True"),
+    ({"days": 1.5}, "--days must be a whole number of days >= 1, got 1.5"),
+    ({"seed": 2**32}, r"--seed must be a whole number in \[0, 2\*\*32\), got 4294967296"),
+])
+def test_export_refuses_bad_days_and_seed_before_reading_the_run(tmp_path: Any, kwargs: dict[str, Any],
+                                                                  message: str) -> None:
+    from training.export import ExportError, export_run
+
+    with pytest.raises(ExportError, match=message):
+        export_run(tmp_path / "no-such-run", tmp_path / "out", **kwargs)
+    assert not (tmp_path / "out").exists()

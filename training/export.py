@@ -417,8 +417,8 @@ def export_run(run_dir: str | Path, out: str | Path, scenario: str | None = None
         check_output_folder(out, TOOL, OUTPUT_FILES)
     except OutputError as exc:
         raise ExportError(str(exc)) from None
-    if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 1):
-        raise ExportError(f"--days must be a whole number of days >= 1, got {days!r}")
+    if days is not None and not is_whole_number(days, 1):
+        raise ExportError(f"--days must be a whole number of days >= 1, got {shorten(days)}")
     if not is_whole_number(seed, 0, EPISODE_SEED_LIMIT - 1):
         raise ExportError(f"--seed must be a whole number in [0, 2**32), got {shorten(seed)}")
     try:
